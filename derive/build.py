@@ -1,0 +1,522 @@
+"""Building the graph: from Python calls or from a parsed spec, through one API.
+
+A :class:`Tensor` is a lazy pointwise index expression (``mm[b, i] + b1[i]``) with
+per-example dims; it becomes a :class:`~derive.graph.Node` when it is named, fed to
+an op, or contracted.  Shapes follow NumPy: ``@`` on rank ≤ 2 operands and
+right-aligned broadcasting; a batched value has the batch axis in front.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sympy as sp
+from sympy import Sum, Symbol
+
+from derive import parse as P
+from derive.errors import SpecError, suggest
+from derive.graph import BATCH, Graph, Labels, Node, atom_name, entry
+from derive.oplist import BUILTIN_OPS
+from derive.ops import ELEMENTWISE, MACROS
+
+
+class Tensor:
+    """A value under construction: ``expr`` in the canonical labels of ``dims``."""
+
+    def __init__(self, b: Builder, expr: sp.Expr, dims: tuple[str | int, ...]) -> None:
+        self.b, self.expr, self.dims = b, sp.sympify(expr), tuple(dims)
+
+    @property
+    def example_dims(self) -> tuple[str | int, ...]:
+        return self.dims[1:] if self.batched else self.dims
+
+    @property
+    def batched(self) -> bool:
+        return bool(self.dims) and self.dims[0] == BATCH
+
+    def __add__(self, o: object) -> Tensor:
+        return self.b.pointwise(lambda a, c: a + c, self, o, "+")
+
+    def __radd__(self, o: object) -> Tensor:
+        return self.b.pointwise(lambda a, c: c + a, self, o, "+")
+
+    def __sub__(self, o: object) -> Tensor:
+        return self.b.pointwise(lambda a, c: a - c, self, o, "-")
+
+    def __rsub__(self, o: object) -> Tensor:
+        return self.b.pointwise(lambda a, c: c - a, self, o, "-")
+
+    def __mul__(self, o: object) -> Tensor:
+        return self.b.pointwise(lambda a, c: a * c, self, o, "*")
+
+    def __rmul__(self, o: object) -> Tensor:
+        return self.b.pointwise(lambda a, c: c * a, self, o, "*")
+
+    def __truediv__(self, o: object) -> Tensor:
+        return self.b.pointwise(lambda a, c: a / c, self, o, "/")
+
+    def __rtruediv__(self, o: object) -> Tensor:
+        return self.b.pointwise(lambda a, c: c / a, self, o, "/")
+
+    def __pow__(self, o: object) -> Tensor:
+        return self.b.pointwise(lambda a, c: a**c, self, o, "**")
+
+    def __neg__(self) -> Tensor:
+        return Tensor(self.b, -self.expr, self.dims)
+
+    def __matmul__(self, o: Tensor) -> Tensor:
+        return self.b.matmul(self, o)
+
+    @property
+    def T(self) -> Tensor:
+        return self.b.transpose(self)
+
+    def __repr__(self) -> str:
+        return f"Tensor({self.expr}, dims={self.dims})"
+
+
+class Builder:
+    """Builds a :class:`Graph` one named value at a time.
+
+    >>> b = Builder("toy", {"d": 3})
+    >>> x = b.input("x", ["d"]); w = b.param("w", ["d"])
+    >>> L = b.let("L", b.call("sum", w * x) ** 2)
+    >>> g = b.loss("L")
+    """
+
+    def __init__(
+        self,
+        name: str,
+        dims: dict[str, int | None],
+        *,
+        description: str = "",
+        file: str | None = None,
+        taken: Sequence[str] = (),
+    ) -> None:
+        self.name, self.description, self.file = name, description, file
+        self.dims = dict(dims)
+        names = set(dims) | set(taken)
+        self.batch_size = Symbol("m" if "m" not in names else "B", integer=True, positive=True)
+        sizes = {BATCH: self.batch_size}
+        sizes.update({d: Symbol(d, integer=True, positive=True) for d in dims})
+        self.labels = Labels(sizes, names | {self.batch_size.name})
+        self.nodes: list[Node] = []
+        self.inputs: dict[str, Node] = {}
+        self.params: dict[str, Node] = {}
+        self.constants: dict[str, float] = {}
+        self.input_kinds: dict[str, str] = {}
+        self.param_init: dict[str, str | float | None] = {}
+        self.custom_ops: dict[str, tuple[tuple[str, ...], P.Expr]] = {}
+        self.const_env: dict[str, Tensor] = {}
+        self.lines: dict[str, int] = {}
+        self.where: str | None = None  # name of the equation being built, for errors
+        self._taken = names
+
+    # ----- errors ---------------------------------------------------------------------
+    def error(self, message: str, hint: str | None = None) -> SpecError:
+        where = f"{self.where}: " if self.where else ""
+        line = self.lines.get(self.where or "")
+        return SpecError(where + message, file=self.file, line=line, hint=hint)
+
+    # ----- leaves -----------------------------------------------------------------------
+    def _check_shape(self, shape: Sequence[str | int]) -> tuple[str | int, ...]:
+        for d in shape:
+            if isinstance(d, str) and d not in self.dims:
+                raise self.error(f"unknown dim '{d}'", suggest(d, self.dims))
+        return tuple(shape)
+
+    def _leaf(self, name: str, kind: str, dims: tuple[str | int, ...]) -> Tensor:
+        node = Node(name, kind, dims, self.labels.for_dims(dims), user=True)
+        self.nodes.append(node)
+        self._taken.add(name)
+        return Tensor(self, node.atom, dims)
+
+    def input(self, name: str, shape: Sequence[str | int], kind: str = "real") -> Tensor:
+        """One example's input; the graph carries it with a leading batch axis."""
+        t = self._leaf(name, "input", (BATCH, *self._check_shape(shape)))
+        self.inputs[name] = self.nodes[-1]
+        self.input_kinds[name] = kind
+        return t
+
+    def param(
+        self, name: str, shape: Sequence[str | int], init: str | float | None = None
+    ) -> Tensor:
+        t = self._leaf(name, "param", self._check_shape(shape))
+        self.params[name] = self.nodes[-1]
+        self.param_init[name] = init
+        return t
+
+    def constant(self, name: str, value: float) -> Tensor:
+        self.constants[name] = float(value)
+        self._taken.add(name)
+        self.const_env[name] = Tensor(self, Symbol(name, real=True), ())
+        return self.const_env[name]
+
+    def size(self, dim: str | int) -> Tensor:
+        return Tensor(self, self.labels.size(dim), ())
+
+    # ----- nodes ------------------------------------------------------------------------
+    def fresh(self, stem: str) -> str:
+        name, n = stem, 1
+        while name in self._taken:
+            n += 1
+            name = f"{stem}{n}"
+        self._taken.add(name)
+        return name
+
+    def node_of(self, t: Tensor) -> Node | None:
+        name = atom_name(t.expr)
+        if name is None or t.expr != entry(name, self.labels.for_dims(t.dims)):
+            return None
+        return next((n for n in reversed(self.nodes) if n.name == name), None)
+
+    def _args_of(self, expr: sp.Expr) -> tuple[Node, ...]:
+        names = {atom_name(a) for a in expr.atoms(sp.Indexed, Symbol)}
+        return tuple(n for n in self.nodes if n.name in names)
+
+    def add_node(
+        self,
+        expr: sp.Expr,
+        dims: tuple[str | int, ...],
+        stem: str,
+        *,
+        kind: str = "pointwise",
+        op: str | None = None,
+        nograd: bool = False,
+    ) -> Tensor:
+        node = Node(
+            self.fresh(stem),
+            kind,
+            dims,
+            self.labels.for_dims(dims),
+            expr,
+            self._args_of(expr),
+            op=op,
+            nograd=nograd,
+        )
+        self.nodes.append(node)
+        return Tensor(self, node.atom, dims)
+
+    def let(self, name: str, value: Tensor | float) -> Tensor:
+        """Name a value: it becomes a user node whose adjoint stays named."""
+        t = self.lift(value)
+        node = self.node_of(t)
+        if node is not None and not node.user and node.kind not in ("input", "param"):
+            self._taken.discard(node.name)
+            self._rename(node, name)
+        else:
+            stem = t.expr
+            node = Node(name, "pointwise", t.dims, self.labels.for_dims(t.dims), stem)
+            node.args = self._args_of(stem)
+            self.nodes.append(node)
+        node.user = True
+        self._taken.add(name)
+        return Tensor(self, node.atom, t.dims)
+
+    def _rename(self, node: Node, name: str) -> None:
+        old = node.atom
+        node.name = name
+        new = node.atom
+        for n in self.nodes:
+            if n.expr is not None and node in n.args:
+                n.expr = n.expr.xreplace({old.base: new.base} if old.is_Indexed else {old: new})
+
+    def materialize(self, t: Tensor, stem: str = "u") -> Tensor:
+        if self.node_of(t) is not None:
+            return t
+        return self.add_node(t.expr, t.dims, stem)
+
+    def lift(self, v: object) -> Tensor:
+        if isinstance(v, Tensor):
+            return v
+        if isinstance(v, int | float | sp.Expr):
+            return Tensor(self, sp.sympify(v), ())
+        raise self.error(f"cannot use {v!r} as a value")
+
+    # ----- broadcasting -------------------------------------------------------------------
+    def relabel(self, t: Tensor, labels: Sequence[sp.Expr]) -> sp.Expr:
+        """``t.expr`` with its own labels replaced by ``labels`` (same order as ``t.dims``)."""
+        own = self.labels.for_dims(t.dims)
+        return t.expr.xreplace(dict(zip(own, labels, strict=True)))
+
+    def broadcast(self, ts: Sequence[Tensor], what: str) -> tuple[tuple, list[sp.Expr]]:
+        """Right-aligned NumPy broadcasting of per-example dims; batch in front if any."""
+        rank = max(len(t.example_dims) for t in ts)
+        out: list[str | int | None] = [None] * rank
+        for t in ts:
+            ed = t.example_dims
+            for k, d in enumerate(ed):
+                pos = rank - len(ed) + k
+                if out[pos] is None or out[pos] == 1:
+                    out[pos] = d
+                elif d not in (out[pos], 1):
+                    raise self.error(
+                        f"shape mismatch in '{what}': {self.describe(ts)} do not broadcast",
+                        "per-example shapes align from the right and must agree "
+                        "(check the declared shapes or transpose with .T)",
+                    )
+        dims = ((BATCH,) if any(t.batched for t in ts) else ()) + tuple(out)
+        labels = self.labels.for_dims(dims)
+        exprs = []
+        for t in ts:
+            ed = t.example_dims
+            target = list(labels[len(dims) - len(ed) :])
+            exprs.append(self.relabel(t, ([labels[0]] if t.batched else []) + target))
+        return dims, exprs
+
+    def describe(self, ts: Sequence[Tensor]) -> str:
+        return " and ".join(f"({', '.join(map(str, t.example_dims))})" for t in ts)
+
+    def pointwise(self, fn, a: Tensor, o: object, what: str) -> Tensor:
+        ts = [a, self.lift(o)]
+        dims, (ea, eo) = self.broadcast(ts, what)
+        return Tensor(self, fn(ea, eo), dims)
+
+    # ----- contractions ---------------------------------------------------------------------
+    def contraction(
+        self, body: sp.Expr, limits: list, dims: tuple, coeff: sp.Expr, stem: str
+    ) -> Tensor:
+        expr = coeff * Sum(body, *limits) if limits else coeff * body
+        return self.add_node(expr, dims, stem, kind="contraction")
+
+    def matmul(self, a: Tensor, c: Tensor) -> Tensor:
+        a, c = self.materialize(a), self.materialize(c)
+        ad, cd = a.example_dims, c.example_dims
+        if not ad or not cd or len(ad) > 2 or len(cd) > 2:
+            raise self.error(
+                f"'@' needs operands of rank 1 or 2 per example, got {self.describe([a, c])}"
+            )
+        inner_a, inner_c = ad[-1], cd[0]
+        if inner_a != inner_c:
+            raise self.error(
+                f"shape mismatch in '@': {self.describe([a, c])}: inner dims "
+                f"'{inner_a}' and '{inner_c}' differ",
+                "the last dim of the left operand must equal the first of the right; "
+                "swap the operands, transpose one (.T) or fix the declared shapes",
+            )
+        batch = (BATCH,) if a.batched or c.batched else ()
+        dims = (*batch, *ad[:-1], *cd[1:])
+        labels = self.labels.for_dims(dims)
+        key = inner_a if isinstance(inner_a, str) else self.labels.int_dim(inner_a)
+        j = self.labels.bound(key, 1)
+        lb = list(labels[: len(batch)])
+        la = [*(lb if a.batched else []), *labels[len(batch) : len(batch) + len(ad) - 1], j]
+        lc = [*(lb if c.batched else []), j, *labels[len(batch) + len(ad) - 1 :]]
+        body = self.relabel(a, la) * self.relabel(c, lc)
+        return self.contraction(body, [(j, 1, self.labels.size(inner_a))], dims, 1, "mm")
+
+    def transpose(self, a: Tensor) -> Tensor:
+        if len(a.example_dims) != 2:
+            return a
+        dims = (*a.dims[:-2], a.dims[-1], a.dims[-2])
+        labels = self.labels.for_dims(dims)
+        own = list(labels)
+        own[-2], own[-1] = own[-1], own[-2]
+        return Tensor(self, self.relabel(a, own), dims)
+
+    def reduce_last(self, a: Tensor, stem: str, coeff: sp.Expr = sp.S.One) -> Tensor:
+        if not a.example_dims:
+            raise self.error("sum() of a scalar", "sum() reduces the last axis of a vector")
+        dim = a.example_dims[-1]
+        key = dim if isinstance(dim, str) else self.labels.int_dim(dim)
+        j = self.labels.bound(key, 1)
+        dims = a.dims[:-1]
+        labels = self.labels.for_dims(dims)
+        body = self.relabel(a, [*labels, j])
+        return self.contraction(body, [(j, 1, self.labels.size(dim))], dims, coeff, stem)
+
+    def total(self, a: Tensor) -> Tensor:
+        while a.example_dims:
+            a = self.reduce_last(a, "tot")
+        return a
+
+    def batch_mean(self, a: Tensor) -> Tensor:
+        if not a.batched:
+            raise self.error("batch_mean() of a value with no batch axis")
+        j = self.labels.bound(BATCH, 1)
+        dims = a.dims[1:]
+        body = self.relabel(a, [j, *self.labels.for_dims(dims)])
+        return self.contraction(body, [(j, 1, self.batch_size)], dims, 1 / self.batch_size, "mu")
+
+    def row_max(self, a: Tensor) -> Tensor:
+        a = self.materialize(a)
+        t = self.reduce_last(a, "c")
+        node = self.nodes[-1]
+        node.op, node.nograd, node.kind = "max", True, "max"
+        return t
+
+    # ----- op calls -----------------------------------------------------------------------
+    def call(self, op: str, *args: object, **kwargs: object) -> Tensor:
+        """Apply a built-in or custom op by name."""
+        ts = [self.lift(a) for a in args]
+        if op in self.custom_ops:
+            params, body = self.custom_ops[op]
+            return self.expand_macro(op, params, (("out", body),), ts)
+        if op in ("sum",):
+            return self.reduce_last(ts[0], "s")
+        if op == "total":
+            return self.total(ts[0])
+        if op == "size":
+            dims = ts[0].example_dims
+            return self.size(dims[-1] if dims else 1)
+        if op == "batch_mean":
+            return self.batch_mean(ts[0])
+        if op == "max":
+            return self.row_max(ts[0])
+        if op == "stop":
+            t = self.materialize(ts[0])
+            self.node_of(t).nograd = True
+            return t
+        if op == "argmax":
+            raise self.error(
+                "argmax has no derivative, so the loss cannot depend on it",
+                "compute accuracy outside the spec, or use softmax(f) in the loss",
+            )
+        if op in ELEMENTWISE:
+            return self.elementwise(op, ts[0], kwargs)
+        if op in MACROS:
+            params, stmts = MACROS[op]
+            sig = BUILTIN_OPS[op]
+            extra = [self.lift(kwargs.get(k, v)) for k, v in sig.kwargs.items()]
+            return self.expand_macro(
+                op, params, [(n, P.parse_expression(s)) for n, s in stmts], ts + extra
+            )
+        known = sorted(set(BUILTIN_OPS) | set(self.custom_ops))
+        raise self.error(f"unknown op '{op}'", suggest(op, known))
+
+    def elementwise(self, op: str, a: Tensor, kwargs: dict) -> Tensor:
+        fn = ELEMENTWISE[op]
+        sig = BUILTIN_OPS[op]
+        extra = [sp.sympify(self.lift(kwargs.get(k, v)).expr) for k, v in sig.kwargs.items()]
+        if op == "leaky_relu":
+            slope, at_zero = extra
+            if at_zero != slope and not (at_zero.is_number and float(at_zero) == 1.0):
+                raise self.error(
+                    "leaky_relu: at_zero (f'(0)) must be 1 or the slope",
+                    "the kink belongs to one side: at_zero=1 (right) or at_zero=slope (left)",
+                )
+            one = at_zero != slope
+            extra = [slope, sp.S.One if one else sp.S.Zero]
+        if op == "relu":
+            if not (extra[0].is_number and float(extra[0]) in (0.0, 1.0)):
+                raise self.error("relu: at_zero (f'(0)) must be 0 or 1")
+            extra = [sp.Integer(int(float(extra[0])))]
+        stem = op
+        node = self.node_of(a)
+        if node is not None:
+            stem = f"{op}_{node.name}"
+        return self.add_node(fn(a.expr, *extra), a.dims, stem, op=op)
+
+    def expand_macro(self, op: str, params: Sequence[str], stmts, args: list[Tensor]) -> Tensor:
+        if len(args) != len(params):
+            raise self.error(f"{op}() takes {len(params)} arguments, got {len(args)}")
+        env = {**self.const_env, **dict(zip(params, args, strict=True))}
+        result: Tensor | None = None
+        for local, ast in stmts:
+            start = len(self.nodes)
+            result = self.from_ast(ast, env)
+            if len(stmts) > 1:
+                result = self.materialize(result, local)
+                node = self.node_of(result)
+                if node in self.nodes[start:] and not node.user:
+                    self._taken.discard(node.name)
+                    self._rename(node, self.fresh(local))
+                    result = Tensor(self, node.atom, result.dims)
+            env[local] = result
+        assert result is not None
+        return result
+
+    # ----- from the spec language ---------------------------------------------------------
+    def from_ast(self, e: P.Expr, env: dict[str, Tensor]) -> Tensor:
+        """Build a parsed spec expression; ``env`` maps names to values."""
+        if isinstance(e, P.Num):
+            return self.lift(sp.Integer(e.value) if isinstance(e.value, int) else sp.Float(e.value))
+        if isinstance(e, P.Name):
+            if e.id in env:
+                return env[e.id]
+            if e.id in self.dims:
+                return self.size(e.id)
+            raise self.error(f"unknown name '{e.id}'", suggest(e.id, env))
+        if isinstance(e, P.Neg):
+            return -self.from_ast(e.operand, env)
+        if isinstance(e, P.Transpose):
+            return self.from_ast(e.operand, env).T
+        if isinstance(e, P.BinOp):
+            left, right = self.from_ast(e.left, env), self.from_ast(e.right, env)
+            return _BINOPS[e.op](left, right)
+        if isinstance(e, P.Call):
+            args = [self.from_ast(a, env) for a in e.args]
+            kwargs = {k: self.from_ast(v, env) for k, v in e.kwargs}
+            return self.call(e.func, *args, **kwargs)
+        raise self.error(f"unsupported expression {e!r}")  # pragma: no cover
+
+    # ----- finish -------------------------------------------------------------------------------
+    def loss(self, name: str, reduction: str = "mean") -> Graph:
+        node = next((n for n in self.nodes if n.name == name and n.user), None)
+        if node is None:
+            raise self.error(f"the loss '{name}' is not a computed value")
+        if node.dims not in ((BATCH,), ()):
+            shape = ", ".join(str(d) for d in node.dims if d != BATCH)
+            raise SpecError(
+                f"the loss '{name}' must be a scalar per example, but it has shape ({shape})",
+                file=self.file,
+                line=self.lines.get(name),
+                hint=f'reduce it, e.g. {name} = "sum(...)" or "mean(...)"',
+            )
+        if node.nograd:
+            raise self.error(f"the loss '{name}' does not depend on any parameter")
+        return Graph(
+            name=self.name,
+            description=self.description,
+            dims=self.dims,
+            labels=self.labels,
+            nodes=self.nodes,
+            inputs=self.inputs,
+            params=self.params,
+            constants=self.constants,
+            input_kinds=self.input_kinds,
+            loss=node,
+            reduction=reduction,
+            batch_size=self.batch_size,
+            lines=self.lines,
+            file=self.file,
+            param_init=self.param_init,
+        )
+
+
+_BINOPS = {
+    "+": lambda a, c: a + c,
+    "-": lambda a, c: a - c,
+    "*": lambda a, c: a * c,
+    "/": lambda a, c: a / c,
+    "**": lambda a, c: a**c,
+    "@": lambda a, c: a @ c,
+}
+
+
+def graph_from_spec(spec) -> Graph:  # spec: derive.spec.Spec
+    """The graph of a parsed spec (see :mod:`derive.spec`)."""
+    taken = [*spec.inputs, *spec.params, *spec.constants, *spec.ops] + [
+        eq.name for eq in spec.forward
+    ]
+    b = Builder(spec.name, spec.dims, description=spec.description, file=spec.file, taken=taken)
+    b.lines = dict(spec.lines)
+    env: dict[str, Tensor] = {}
+    for name, c in spec.constants.items():
+        env[name] = b.constant(name, c)
+    for name, decl in spec.inputs.items():
+        b.where = name
+        env[name] = b.input(name, decl.shape, decl.kind)
+    for name, decl in spec.params.items():
+        b.where = name
+        env[name] = b.param(name, decl.shape, decl.init)
+    for name, op in spec.ops.items():
+        b.custom_ops[name] = (op.args, op.expr)
+    for eq in spec.forward:
+        b.where = eq.name
+        env[eq.name] = b.let(eq.name, b.from_ast(eq.expr, env))
+    b.where = "loss"
+    b.lines.setdefault("loss", spec.lines.get("loss", 0))
+    g = b.loss(spec.loss, spec.reduction)
+    g.sha256 = spec.sha256
+    return g

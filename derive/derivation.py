@@ -1,0 +1,293 @@
+"""Reverse mode over the graph, one rule for every node, and the rewriting loop.
+
+For a node ``Y[I] = c Σ_J body(..., A[K], ...)`` the contribution to ``A``'s adjoint is::
+
+    ∂L/∂A[K] += c Σ_{(I ∪ J) \\ K} ∂L/∂Y[I] · ∂body/∂A[K]
+
+with ``∂body/∂A[K]`` from ``sympy.diff``.  For a matmul this is the swap rule
+(``G_W = G_zᵀ x``); for a pointwise node it is the local derivative times the
+upstream adjoint, summed over broadcast axes.  Local derivatives are written in
+the node's own output when that form exists (``h (1 - h)``): see
+:func:`derive.ops.output_form`.
+
+Adjoints of user-named values stay named atoms (``g_h1[b, i]``); adjoints of
+internal values (inside softmax, batch norm, ...) are inlined.  Each named
+adjoint is then rewritten by :func:`rewrite`, every step recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+from sympy import Indexed, Sum, Symbol
+
+from derive.graph import Graph, Node, atom_name, entry, split_sum
+from derive.ops import ElementwiseOp, H, Z, local_output_form
+from derive.simplify import (
+    Canon,
+    Step,
+    definition_at,
+    freshen,
+    instantiate,
+    internal_atoms,
+    occurrences,
+    size,
+    tables_for,
+)
+
+
+def adjoint_name(name: str) -> str:
+    return f"g_{name}"
+
+
+def adjoint_atom(node: Node) -> sp.Expr:
+    return entry(adjoint_name(node.name), node.labels)
+
+
+@dataclass
+class Adjoint:
+    """The derived adjoint ``∂L/∂node`` of one named value or parameter."""
+
+    node: Node
+    expr: sp.Expr
+    raw: sp.Expr
+    steps: list[Step] = field(default_factory=list)
+    uses: list[str] = field(default_factory=list)  # named adjoints this one reads
+
+
+@dataclass
+class Derivation:
+    """Every named adjoint of a graph, in the order code computes them."""
+
+    graph: Graph
+    adjoints: dict[str, Adjoint]
+    local_steps: dict[str, list[Step]]
+
+    @property
+    def seed(self) -> Node:
+        return self.graph.loss
+
+    def order(self) -> list[str]:
+        return list(self.adjoints)
+
+    def needed(self) -> list[str]:
+        """Named adjoints the parameter gradients depend on, in computation order."""
+        need = set(self.graph.params)
+        for name in reversed(list(self.adjoints)):
+            if name in need:
+                need.update(self.adjoints[name].uses)
+        return [n for n in self.adjoints if n in need]
+
+
+def derive(graph: Graph) -> Derivation:
+    """Differentiate ``graph``'s loss with respect to every named value and parameter."""
+    path = graph.on_loss_path()
+    contrib: dict[str, list[sp.Expr]] = {n.name: [] for n in graph.nodes}
+    adjoint_expr: dict[str, sp.Expr] = {graph.loss.name: adjoint_atom(graph.loss)}
+    local_steps: dict[str, list[Step]] = {}
+    canon = Canon(graph, tables_for(graph))
+    adjoints: dict[str, Adjoint] = {}
+    for node in reversed(graph.nodes):
+        if node.name not in path or node.nograd:
+            continue
+        if node is not graph.loss:
+            raw = sp.Add(*contrib[node.name])
+            if node.user:
+                adjoints[node.name] = rewrite(graph, canon, node, raw, adjoints)
+                adjoint_expr[node.name] = adjoint_atom(node)
+            else:
+                adjoint_expr[node.name] = canon(raw)
+        if node.expr is None:
+            continue
+        for arg in node.args:
+            if arg.name in path and not arg.nograd:
+                terms, steps = backprop(graph, node, arg, adjoint_expr[node.name])
+                contrib[arg.name].extend(terms)
+                local_steps.setdefault(node.name, []).extend(steps)
+    ordered = {n: adjoints[n] for n in reversed(list(adjoints))}
+    return Derivation(graph, dict(reversed(list(ordered.items()))), local_steps)
+
+
+def backprop(graph: Graph, y: Node, a: Node, g_y: sp.Expr) -> tuple[list[sp.Expr], list[Step]]:
+    """Contributions of ``y``'s adjoint ``g_y`` to its argument ``a`` (the one rule)."""
+    coeff, body, limits = split_sum(y.expr)
+    bound = [lim[0] for lim in limits]
+    terms, steps = [], []
+    for occ in sorted(set(occurrences(body, a)), key=str):
+        local, step = local_derivative(y, body, occ)
+        if step:
+            steps.append(step)
+        idx = occ.indices if isinstance(occ, Indexed) else ()
+        g = freshen(g_y, graph, set(y.labels) | set(bound) | set(a.labels))
+        term = coeff * g * local
+        rest = [lab for lab in (*y.labels, *bound) if lab not in idx]
+        # labels summed over get fresh bound names; occurrence labels become a's own
+        used = set(a.labels) | term.free_symbols
+        mapping = dict(zip(idx, a.labels, strict=True))
+        new_limits = []
+        for lab in rest:
+            nb = _fresh_bound(graph, lab, used)
+            used.add(nb)
+            mapping[lab] = nb
+            new_limits.append((nb, 1, graph.labels.size(graph.labels.dim_of(lab))))
+        term = term.xreplace(mapping)
+        terms.append(Sum(term, *new_limits) if new_limits else term)
+    return terms, steps
+
+
+def _fresh_bound(graph: Graph, lab: Symbol, used: set) -> Symbol:
+    dim = graph.labels.dim_of(lab)
+    k = 1
+    while (cand := graph.labels.bound(dim, k)) in used:
+        k += 1
+    return cand
+
+
+def local_derivative(y: Node, body: sp.Expr, occ: sp.Expr) -> tuple[sp.Expr, Step | None]:
+    """``∂body/∂occ``, written in ``y``'s own value where that is possible.
+
+    For an elementwise op the output form comes from :func:`local_output_form`
+    (fitted and proved); otherwise any copy of the body inside the derivative is
+    replaced by the node's value (``exp' = h``, ``tanh' = 1 - h²``).
+    """
+    x = sp.Dummy("x", real=True)
+    others = {
+        o: sp.Dummy(real=True)
+        for o in body.atoms(Indexed)
+        if o != occ and atom_name(o) == atom_name(occ)
+    }
+    b = body.xreplace(others).xreplace({occ: x})
+    zform = sp.diff(b, x)
+    d = zform
+    if y.kind == "pointwise" and b != x:
+        form = None
+        if isinstance(b, sp.Function) and b.args and b.args[0].has(x):
+            form = local_output_form(b.func(Z, *b.args[1:]))
+        if form is not None:
+            d = form.xreplace({H: y.atom}) * sp.diff(b.args[0], x)
+        else:
+            d = zform.xreplace({b: y.atom})
+    d = sp.piecewise_fold(d)
+    step = None
+    if d != zform:
+        step = Step(f"local derivative of {y.name} in its output", zform, d)
+    return _restore(d, x, occ, others), _restore_step(step, x, occ, others)
+
+
+def _restore_step(step: Step | None, x: sp.Dummy, occ: sp.Expr, others: dict) -> Step | None:
+    if step is None:
+        return None
+    return Step(
+        step.rule, _restore(step.before, x, occ, others), _restore(step.after, x, occ, others)
+    )
+
+
+def _restore(d: sp.Expr, x: sp.Dummy, occ: sp.Expr, others: dict) -> sp.Expr:
+    return d.xreplace({x: occ}).xreplace({v: k for k, v in others.items()})
+
+
+# ----- rewriting ---------------------------------------------------------------------------
+def key(e: sp.Expr, graph: Graph) -> tuple[int, int]:
+    """What rewriting minimises: internal values referenced, then size."""
+    return internal_atoms(e, graph), size(e)
+
+
+def rewrite(graph: Graph, canon: Canon, node: Node, raw: sp.Expr, done: dict) -> Adjoint:
+    """Greedy size-guarded rewriting of one named adjoint, each accepted step recorded."""
+    steps = [Step("chain rule", adjoint_atom(node), raw)]
+    canon.fired.clear()
+    expr = canon(raw)
+    if expr != raw:
+        why = "; ".join(dict.fromkeys(canon.fired)) if canon.fired else ""
+        steps.append(Step("expand and collect sums", raw, expr, why))
+    for _ in range(40):
+        best = None
+        for rule, cand in candidates(graph, canon, node, expr, done):
+            if key(cand, graph) < key(expr, graph) and (best is None or key(cand, graph) < best[2]):
+                best = (rule, cand, key(cand, graph))
+        if best is None:
+            break
+        steps.append(Step(best[0], expr, best[1]))
+        expr = best[1]
+    expr = sp.factor_terms(expr)
+    uses = sorted(
+        {
+            atom_name(a)[2:]
+            for a in expr.atoms(Indexed, Symbol)
+            if (atom_name(a) or "").startswith("g_")
+        }
+        & {n.name for n in graph.nodes}
+    )
+    return Adjoint(node, expr, raw, steps, uses)
+
+
+def candidates(graph: Graph, canon: Canon, node: Node, expr: sp.Expr, done: dict):
+    """Every one-step rewrite of ``expr`` worth trying: folds, unfolds, inlined adjoints."""
+    by_name = {n.name: n for n in graph.nodes}
+    present = {atom_name(a) for a in expr.atoms(Indexed, Symbol)}
+    for y in graph.nodes:
+        if y.kind != "pointwise" or y.expr is None:
+            continue
+        for a in y.args:
+            if a.name in present and not a.user:
+                cand = fold(graph, y, a, expr)
+                if cand is not None:
+                    canon.fired.clear()
+                    yield f"fold {a.name} into {y.name}", canon(cand)
+    for name in present:
+        n = by_name.get(name)
+        if n is not None and not n.user and n.kind == "pointwise":
+            canon.fired.clear()
+            yield f"unfold {name}", canon(unfold(graph, n, expr))
+    for name in present:
+        if name and name.startswith("g_") and name[2:] in done:
+            adj = done[name[2:]]
+            target = adj.node
+            if target.kind == "param":
+                continue
+            canon.fired.clear()
+            yield f"inline ∂L/∂{target.name}", canon(inline_adjoint(graph, adj, expr))
+
+
+def fold(graph: Graph, y: Node, a: Node, expr: sp.Expr) -> sp.Expr | None:
+    """Replace ``a`` by its value solved from ``y``'s definition (``e = p s``), if linear."""
+    _, body, limits = split_sum(y.expr)
+    if limits:
+        return None
+    occ = occurrences(body, a)
+    if len(set(occ)) != 1 or not isinstance(occ[0], Indexed):
+        return None
+    pattern = occ[0].indices
+    if set(pattern) != set(y.labels) or len(set(pattern)) != len(pattern):
+        return None
+    x = sp.Dummy("x")
+    b = body.xreplace({occ[0]: x})
+    slope = sp.diff(b, x)
+    if slope.has(x) or slope == 0:
+        return None
+    solved = (y.atom - b.xreplace({x: 0})) / slope
+    subs = {}
+    for o in occurrences(expr, a):
+        labels = dict(zip(pattern, o.indices, strict=True))
+        subs[o] = solved.xreplace(labels)
+    return expr.xreplace(subs)
+
+
+def unfold(graph: Graph, n: Node, expr: sp.Expr) -> sp.Expr:
+    subs = {o: definition_at(n, o.indices, graph) for o in occurrences(expr, n)}
+    return expr.xreplace(subs)
+
+
+def inline_adjoint(graph: Graph, adj: Adjoint, expr: sp.Expr) -> sp.Expr:
+    name = adjoint_name(adj.node.name)
+    subs = {}
+    for o in expr.atoms(Indexed, Symbol):
+        if atom_name(o) == name:
+            idx = o.indices if isinstance(o, Indexed) else ()
+            subs[o] = instantiate(adj.expr, adj.node.labels, idx, graph)
+    return expr.xreplace(subs)
+
+
+def is_elementwise_call(e: sp.Expr) -> bool:
+    return isinstance(e, ElementwiseOp)

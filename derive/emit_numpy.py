@@ -1,0 +1,277 @@
+"""Emission: a derivation in, a NumPy module out (through ``templates/numpy_module.py.j2``).
+
+The template holds the module's shape; every expression reaches it already
+printed by :class:`derive.printers.NumPyIndexPrinter`.  Forward values are
+printed in stable forms (:data:`STABLE_LOG_RULES`), values the backward pass reads
+are cached, and internal values used once are inlined.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import sympy as sp
+from sympy import Indexed, Symbol
+
+from derive.derivation import Derivation, adjoint_name
+from derive.graph import BATCH, Graph, Node, atom_name
+from derive.ops import sigmoid, softplus
+from derive.printers import NumPyIndexPrinter
+from derive.simplify import definition_at, instantiate, occurrences
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+@dataclass
+class Line:
+    """One assignment of the emitted code, with its math and shape for the reader."""
+
+    target: str
+    code: str
+    math: str = ""
+    shape: str = ""
+
+
+@dataclass
+class Module:
+    """Everything the template needs, already printed."""
+
+    graph: Graph
+    forward: list[Line] = field(default_factory=list)
+    backward: list[Line] = field(default_factory=list)
+    cache: list[str] = field(default_factory=list)
+    helpers: set[str] = field(default_factory=set)
+    sizes_forward: list[Line] = field(default_factory=list)
+    sizes_backward: list[Line] = field(default_factory=list)
+    forward_reads: list[str] = field(default_factory=list)
+    backward_reads: list[str] = field(default_factory=list)
+    cache_reads: list[str] = field(default_factory=list)
+
+
+def stable_log(arg: sp.Expr, graph: Graph) -> sp.Expr | None:
+    """``log(arg)`` without forming ``arg`` when its definition allows (log-sum-exp style).
+
+    Rules: ``log(u/v) = log u - log v``, ``log(exp(w)) = w``,
+    ``log(σ(w)) = -softplus(-w)``, ``log(1 - σ(w)) = -softplus(w)``.
+    """
+    by_name = {n.name: n for n in graph.nodes}
+    node = by_name.get(atom_name(arg) or "")
+    if node is None or node.kind != "pointwise" or node.expr is None:
+        if isinstance(arg, sp.Add) and len(arg.args) == 2 and 1 in arg.args:
+            other = arg - 1
+            inner = by_name.get(atom_name(-other) or "")
+            if inner is not None and isinstance(inner.expr, sigmoid):
+                w = definition_at(inner, (-other).indices, graph).args[0]
+                return -softplus(w)
+        return None
+    body = definition_at(node, arg.indices if isinstance(arg, Indexed) else (), graph)
+    if isinstance(body, sp.exp):
+        return body.args[0]
+    if isinstance(body, sigmoid):
+        return -softplus(-body.args[0])
+    num, den = sp.fraction(body)
+    if den != 1:
+        parts = [stable_log(num, graph), stable_log(den, graph)]
+        return (parts[0] if parts[0] is not None else sp.log(num)) - (
+            parts[1] if parts[1] is not None else sp.log(den)
+        )
+    return None
+
+
+def stabilize(expr: sp.Expr, graph: Graph) -> sp.Expr:
+    """Apply :func:`stable_log` to every log in ``expr`` where it fires."""
+    subs = {}
+    for lg in expr.atoms(sp.log):
+        s = stable_log(lg.args[0], graph)
+        if s is not None:
+            subs[lg] = s
+    return expr.xreplace(subs) if subs else expr
+
+
+def print_expr(expr: sp.Expr, labels: tuple, names: dict[str, str], mod: Module) -> str:
+    p = NumPyIndexPrinter(labels, names)
+    text = p.doprint(expr)
+    mod.helpers |= p.helpers
+    if text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]):
+        text = text[1:-1]
+    return text
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def shape_text(node: Node, graph: Graph) -> str:
+    dims = [graph.batch_size.name if d == BATCH else str(d) for d in node.dims]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def build_module(d: Derivation) -> Module:
+    g = d.graph
+    mod = Module(g)
+    needed = d.needed()
+    back_exprs = [d.adjoints[n].expr for n in needed]
+    read = {atom_name(a) for e in back_exprs for a in e.atoms(Indexed, Symbol)} - {None}
+    stable = {n.name: stabilize(n.expr, g) for n in g.nodes if n.expr is not None}
+    live = live_nodes(g, stable, read)
+    consumers = g.consumers()
+    uses = {n.name: 0 for n in g.nodes}
+    for name, e in stable.items():
+        if name in live:
+            for a in e.atoms(Indexed, Symbol):
+                if atom_name(a) in uses and atom_name(a) != name:
+                    uses[atom_name(a)] += 1
+    inline = {
+        n.name
+        for n in g.nodes
+        if not n.user
+        and n.kind in ("pointwise", "contraction")
+        and n.name not in read
+        and uses[n.name] == 1
+        and all(c.kind == "pointwise" for c in consumers[n.name])
+    }
+    for n in g.nodes:
+        if n.expr is None or n.name in inline or n.name not in live:
+            continue
+        expr = inline_nodes(stable[n.name], g, {k: stable[k] for k in inline})
+        if n.kind == "max":
+            p = NumPyIndexPrinter(n.labels)
+            code = p.reduction(n.expr, list(n.labels), how="max")
+        else:
+            code = print_expr(expr, n.labels, {}, mod)
+        mod.forward.append(Line(n.name, code, f"{n.atom} = {n.expr}", shape_text(n, g)))
+    mod.cache = [n.name for n in g.nodes if n.expr is not None and (n.user or n.name in read)]
+    for name in needed:
+        adj = d.adjoints[name]
+        node = adj.node
+        code = print_expr(adj.expr, node.labels, {}, mod)
+        target = adjoint_name(name)
+        math = f"{target}{_idx(node)} = {adj.expr}"
+        mod.backward.append(Line(target, code, math, shape_text(node, g)))
+    mod.sizes_forward = size_lines(g, [ln.code for ln in mod.forward])
+    mod.sizes_backward = size_lines(g, [ln.code for ln in mod.backward])
+    fwd_words = _words([ln.code for ln in mod.forward + mod.sizes_forward])
+    back_words = _words([ln.code for ln in mod.backward + mod.sizes_backward])
+    leaves = [*g.params, *g.inputs]
+    mod.forward_reads = [n for n in leaves if n in fwd_words]
+    mod.backward_reads = [n for n in leaves if n in back_words]
+    mod.cache_reads = [n for n in mod.cache if n in back_words]
+    return mod
+
+
+def _words(codes: list[str]) -> set[str]:
+    return set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", " ".join(codes)))
+
+
+def live_nodes(g: Graph, stable: dict[str, sp.Expr], read: set) -> set[str]:
+    """Values the module computes: every named value, what backward reads, and their inputs."""
+    live = {n.name for n in g.nodes if n.user} | set(read)
+    for n in reversed(g.nodes):
+        if n.name in live and n.name in stable:
+            live |= {atom_name(a) for a in stable[n.name].atoms(Indexed, Symbol)} - {None}
+    return live
+
+
+def _idx(node: Node) -> str:
+    return f"[{', '.join(map(str, node.labels))}]" if node.labels else ""
+
+
+def inline_nodes(expr: sp.Expr, g: Graph, inline: dict[str, sp.Expr]) -> sp.Expr:
+    """Substitute the (stable) definitions of single-use internal values into ``expr``."""
+    for _ in range(len(g.nodes)):
+        subs = {}
+        for n in g.nodes:
+            if n.name in inline:
+                for o in occurrences(expr, n):
+                    idx = o.indices if isinstance(o, Indexed) else ()
+                    subs[o] = instantiate(inline[n.name], n.labels, idx, g)
+        if not subs:
+            return expr
+        expr = expr.xreplace(subs)
+    return expr
+
+
+def size_lines(g: Graph, codes: list[str]) -> list[Line]:
+    """``m = x.shape[0]`` for every size symbol the code uses."""
+    words = _words(codes)
+    out = []
+    sources = [*g.inputs.values(), *g.params.values()]
+    for dim, sym in g.labels.sizes.items():
+        if not isinstance(sym, Symbol) or sym.name not in words:
+            continue
+        for leaf in sources:
+            if dim in leaf.dims:
+                out.append(Line(sym.name, f"{leaf.name}.shape[{leaf.dims.index(dim)}]"))
+                break
+    return out
+
+
+def render(d: Derivation, spec_path: str | None = None) -> str:
+    """The generated module's source text (deterministic for a given spec)."""
+    mod = build_module(d)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    g = d.graph
+    inits = {n: init_code(g, n) for n in g.params}
+    ctx = {
+        "g": g,
+        "mod": mod,
+        "spec_path": spec_path or g.file or "<python>",
+        "dims": {k: v for k, v in g.dims.items()},
+        "inputs": {
+            n: (tuple(x for x in node.dims[1:]), g.input_kinds[n]) for n, node in g.inputs.items()
+        },
+        "params": {n: tuple(node.dims) for n, node in g.params.items()},
+        "inits": inits,
+        "uses_rng": any("rng" in c for c in inits.values()),
+        "uses_glorot": any("glorot" in c for c in inits.values()),
+        "seed_dims": g.loss.dims,
+        "batch": g.batch_size.name,
+        "first_input": next(iter(g.inputs)),
+    }
+    text = env.get_template("numpy_module.py.j2").render(**ctx)
+    return text
+
+
+def init_code(g: Graph, name: str) -> str:
+    """How ``init_params`` fills one parameter: its spec ``init``, else Glorot or zeros."""
+    node = g.params[name]
+    init = g.param_init.get(name)
+    shape = f"shape({name!r})".replace("'", '"')
+    if init is None:
+        init = "glorot" if len(node.dims) >= 2 else "zeros"
+    if isinstance(init, int | float):
+        return f"np.full({shape}, {float(init)!r}, dtype=dtype)"
+    if init in ("zeros", "ones"):
+        return f"np.{init}({shape}, dtype=dtype)"
+    if init == "normal":
+        return f"rng.normal(0.0, 1.0, {shape}).astype(dtype)"
+    return f"glorot(rng, {shape}).astype(dtype)"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,205 @@
+"""The op library: every op defined once, as a SymPy expression.
+
+Elementwise ops are SymPy functions whose only knowledge is their ``definition``;
+their derivative is ``sympy.diff`` of that definition.  Composite ops (softmax,
+the losses, batch norm) are *macros* written in the spec language itself, so a
+user's ``[ops]`` entry and a built-in op go through the same machinery.
+
+The *output form* of a derivative (``sigmoid' = h(1 - h)``) is not looked up: it is
+found by fitting a polynomial in the output ``h`` to the derivative at sample
+points and then proving the fit symbolically (:func:`output_form`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+import mpmath
+import sympy as sp
+
+Z = sp.Symbol("z", real=True)
+H = sp.Symbol("h", real=True)
+
+
+class ElementwiseOp(sp.Function):
+    """Base of derive's elementwise ops: ``definition(z, *params)`` is all they know."""
+
+    definition: Callable[..., sp.Expr]
+
+    @classmethod
+    def eval(cls, *args: sp.Expr) -> sp.Expr | None:
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        if argindex != 1:
+            raise sp.ArgumentIndexError(self, argindex)
+        z = sp.Dummy("z", real=True)
+        body = type(self).definition(z, *self.args[1:])
+        return sp.diff(body, z).xreplace({z: self.args[0]})
+
+    def defined(self) -> sp.Expr:
+        """This call with the definition written out."""
+        return type(self).definition(*self.args)
+
+
+class sigmoid(ElementwiseOp):
+    nargs = 1
+
+    @staticmethod
+    def definition(z: sp.Expr) -> sp.Expr:
+        return 1 / (1 + sp.exp(-z))
+
+
+class softplus(ElementwiseOp):
+    nargs = 1
+
+    @staticmethod
+    def definition(z: sp.Expr) -> sp.Expr:
+        return sp.log(1 + sp.exp(z))
+
+
+class relu(ElementwiseOp):
+    """``max(z, 0)``; the second argument is f'(0) (0 or 1), which decides the kink's side."""
+
+    nargs = 2
+
+    @staticmethod
+    def definition(z: sp.Expr, at_zero: sp.Expr = sp.S.Zero) -> sp.Expr:
+        cond = z >= 0 if at_zero == 1 else z > 0
+        return sp.Piecewise((z, cond), (0, True))
+
+
+class leaky_relu(ElementwiseOp):
+    """``z`` for z > 0, ``slope z`` below; f'(0) (1 or slope) decides the kink's side."""
+
+    nargs = 3
+
+    @staticmethod
+    def definition(z: sp.Expr, slope: sp.Expr, at_zero: sp.Expr = sp.S.One) -> sp.Expr:
+        cond = z >= 0 if at_zero == 1 else z > 0
+        return sp.Piecewise((z, cond), (slope * z, True))
+
+
+ELEMENTWISE: dict[str, Callable[..., sp.Expr]] = {
+    "exp": sp.exp,
+    "log": sp.log,
+    "sqrt": sp.sqrt,
+    "abs": sp.Abs,
+    "tanh": sp.tanh,
+    "sigmoid": sigmoid,
+    "softplus": softplus,
+    "relu": relu,
+    "leaky_relu": leaky_relu,
+}
+"""Elementwise op name -> SymPy function (SymPy's own or one defined above)."""
+
+
+def written_out(expr: sp.Expr) -> sp.Expr:
+    """Replace derive's elementwise ops by their definitions (for proofs and scalar checks)."""
+    return expr.replace(lambda e: isinstance(e, ElementwiseOp), lambda e: e.defined())
+
+
+# Composite ops as macros in the spec language: (params, statements); the last
+# statement is the result.  ``stop(...)`` blocks the gradient of a value the result
+# does not depend on (the max shift of a stable softmax).
+MACROS: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = {
+    "softmax": (
+        ("f",),
+        (("c", "stop(max(f))"), ("e", "exp(f - c)"), ("s", "sum(e)"), ("p", "e / s")),
+    ),
+    "log_softmax": (("f",), (("out", "log(softmax(f))"),)),
+    "mean": (("a",), (("out", "sum(a) / size(a)"),)),
+    "squared_error": (("yhat", "y"), (("out", "sum((yhat - y)**2)"),)),
+    "cross_entropy": (("p", "t"), (("out", "-sum(t * log(p))"),)),
+    "softmax_cross_entropy": (("f", "t"), (("out", "cross_entropy(softmax(f), t)"),)),
+    "binary_cross_entropy": (
+        ("yhat", "y"),
+        (("out", "-(y * log(yhat) + (1 - y) * log(1 - yhat))"),),
+    ),
+    "bce_with_logits": (("z", "y"), (("out", "binary_cross_entropy(sigmoid(z), y)"),)),
+    "l1": (("w",), (("out", "total(abs(w))"),)),
+    "l2": (("w",), (("out", "total(w**2)"),)),
+    "batchnorm": (
+        ("z", "gamma", "beta", "eps"),
+        (
+            ("mu", "batch_mean(z)"),
+            ("d", "z - mu"),
+            ("v", "batch_mean(d**2)"),
+            ("xhat", "d / sqrt(v + eps)"),
+            ("y", "gamma * xhat + beta"),
+        ),
+    ),
+}
+
+
+def _sample_points() -> list[mpmath.mpf]:
+    pts = [mpmath.mpf(k) / 7 for k in range(-20, 21) if k != 0]
+    return pts
+
+
+@cache
+def output_form(body: sp.Expr) -> sp.Expr | None:
+    """Derivative of ``body`` (in ``Z``) as a polynomial or Laurent polynomial in ``H = body``.
+
+    Least squares at 40 points with 30 digits, coefficients rationalised, then the
+    identity ``d(z) = P(body(z))`` is proved with ``cancel`` after rewriting in exp.
+    Returns None when no such form exists (log, softplus, relu, ...).
+    """
+    if body.has(sp.Piecewise, sp.Abs):
+        return None
+    deriv = sp.diff(body, Z)
+    if deriv == body:
+        return H
+    with mpmath.workdps(30):
+        fd = sp.lambdify(Z, deriv, "mpmath")
+        fb = sp.lambdify(Z, body, "mpmath")
+        samples = []
+        for p in _sample_points():
+            try:
+                hv, dv = fb(p), fd(p)
+            except (ZeroDivisionError, ValueError):
+                continue
+            if isinstance(hv, mpmath.mpc) or isinstance(dv, mpmath.mpc):
+                continue
+            samples.append((hv, dv))
+        for lo, hi in ((0, 3), (-2, 3)):
+            form = _fit(samples, lo, hi)
+            if form is not None and _proved(deriv, form, body):
+                return form
+    return None
+
+
+def _fit(samples: list, lo: int, hi: int) -> sp.Expr | None:
+    powers = range(lo, hi + 1)
+    if len(samples) < 3 * len(powers) or (lo < 0 and any(abs(h) < 1e-20 for h, _ in samples)):
+        return None
+    a = mpmath.matrix([[h**k for k in powers] for h, _ in samples])
+    y = mpmath.matrix([d for _, d in samples])
+    try:
+        c = mpmath.lu_solve(a.T * a, a.T * y)
+    except ZeroDivisionError:
+        return None
+    if max(abs(r) for r in (a * c - y)) > mpmath.mpf("1e-15"):
+        return None
+    terms = [
+        sp.nsimplify(float(ci), rational=True, tolerance=1e-12) * H**k
+        for k, ci in zip(powers, c, strict=True)
+        if abs(ci) > 1e-12
+    ]
+    return sp.expand(sp.Add(*terms))
+
+
+def _proved(deriv: sp.Expr, form: sp.Expr, body: sp.Expr) -> bool:
+    diff = (deriv - form.subs(H, body)).rewrite(sp.exp)
+    return sp.cancel(sp.expand(diff)) == 0
+
+
+def local_output_form(fn: sp.Function) -> sp.Expr | None:
+    """Output form of an elementwise call ``fn(z, *params)`` in ``H`` (None if there is none)."""
+    if not fn.args or not fn.args[0].is_Symbol:
+        fn = fn.func(Z, *fn.args[1:])
+    body = fn.func(Z, *fn.args[1:])
+    if isinstance(body, ElementwiseOp):
+        body = body.defined()
+    return output_form(body)

@@ -1,0 +1,56 @@
+"""The whole pipeline as plain functions: spec → graph → derivation → code → check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from derive.build import graph_from_spec
+from derive.derivation import Derivation, derive
+from derive.emit_numpy import render, write_atomic
+from derive.graph import Graph
+from derive.spec import load_spec
+
+
+def load_graph(path: str | Path) -> Graph:
+    """Read and build a spec file (raises :class:`derive.errors.SpecError` on bad input)."""
+    return graph_from_spec(load_spec(path))
+
+
+def derive_spec(path: str | Path) -> Derivation:
+    return derive(load_graph(path))
+
+
+def module_path(graph: Graph, out_dir: str | Path) -> Path:
+    return Path(out_dir) / f"{graph.name}.py"
+
+
+@dataclass
+class Generated:
+    path: Path
+    text: str
+    derivation: Derivation
+    changed: bool
+
+
+def generate(
+    spec: str | Path, out_dir: str | Path = "generated", *, write: bool = True
+) -> Generated:
+    """Derive ``spec`` and (re)write ``out_dir/NAME.py`` atomically when its text changed."""
+    d = derive_spec(spec)
+    text = render(d, spec_path=_display_path(spec))
+    path = module_path(d.graph, out_dir)
+    old = path.read_text(encoding="utf-8") if path.exists() else None
+    changed = old != text
+    if write and changed:
+        write_atomic(path, text)
+    return Generated(path, text, d, changed)
+
+
+def _display_path(spec: str | Path) -> str:
+    """The spec's path as written in headers: relative to the working folder when inside it."""
+    p = Path(spec)
+    try:
+        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return p.as_posix()

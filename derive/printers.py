@@ -1,0 +1,202 @@
+"""SymPy printers: index expressions to NumPy source, and to the spec's own notation.
+
+:class:`NumPyIndexPrinter` prints a *pointwise* index expression over a target
+label order, aligning every entry to it by NumPy broadcasting (``s[:, None]``,
+``W.T``).  Sums never reach it: :mod:`derive.emit_numpy` hoists each into a
+named temporary first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sympy as sp
+from sympy import Indexed, Symbol
+from sympy.printing.str import StrPrinter
+
+NP_FUNCS = {
+    "exp": "np.exp",
+    "log": "np.log",
+    "tanh": "np.tanh",
+    "Abs": "np.abs",
+    "sign": "np.sign",
+    "softplus": "_softplus",
+    "sigmoid": "_sigmoid",
+}
+
+
+class NumPyIndexPrinter(StrPrinter):
+    """Prints a pointwise index expression as NumPy over ``target`` labels.
+
+    ``names`` maps node names to Python variable names; ``arrays_labels`` is not
+    needed because every Indexed entry carries its labels.
+    """
+
+    printmethod = "_derive_numpy"  # bypass Indexed._sympystr
+
+    def __init__(self, target: Sequence[sp.Expr], names: dict[str, str] | None = None) -> None:
+        super().__init__({"order": "none"})
+        self.target = list(target)
+        self.names = names or {}
+        self.helpers: set[str] = set()
+
+    def _as_ordered_terms(self, expr: sp.Expr, order: str | None = None) -> list:
+        """Sums (matmuls) first, subtracted terms last, as people write ``x @ W + b``."""
+        return sorted(
+            expr.args,
+            key=lambda t: (not t.has(sp.Sum), t.could_extract_minus_sign(), sp.default_sort_key(t)),
+        )
+
+    def var(self, name: str) -> str:
+        return self.names.get(name, name)
+
+    def _print_Indexed(self, e: Indexed) -> str:
+        return align(self.var(e.base.label.name), list(e.indices), self.target)
+
+    def _print_Symbol(self, e: Symbol) -> str:
+        return self.var(e.name)
+
+    def _print_Float(self, e: sp.Float) -> str:
+        return repr(float(e))
+
+    def _print_Rational(self, e: sp.Rational) -> str:
+        return f"{e.p}/{e.q}"
+
+    def _print_Function(self, e: sp.Function) -> str:
+        name = type(e).__name__
+        args = [self._print(a) for a in e.args]
+        if name in ("relu",):
+            return f"np.maximum({args[0]}, 0)"
+        if name == "leaky_relu":
+            return f"np.where({args[0]} > 0, {args[0]}, {args[1]} * {args[0]})"
+        fn = NP_FUNCS.get(name)
+        if fn is None:
+            raise NotImplementedError(f"no NumPy form for {name}")
+        if fn.startswith("_"):
+            self.helpers.add(fn)
+        return f"{fn}({', '.join(args[:1])})"
+
+    def _print_Pow(self, e: sp.Pow, rational: bool = False) -> str:
+        base, exp = e.args
+        if exp == sp.Rational(1, 2):
+            return f"np.sqrt({self._print(base)})"
+        if exp == -sp.Rational(1, 2):
+            return f"1 / np.sqrt({self._print(base)})"
+        return super()._print_Pow(e, rational)
+
+    def _print_Piecewise(self, e: sp.Piecewise) -> str:
+        (val, cond), *rest = e.args
+        other = rest[0][0] if len(rest) == 1 else sp.Piecewise(*rest)
+        if cond == sp.true:
+            return self._print(val)
+        return f"np.where({self._print(cond)}, {self._print(val)}, {self._print(other)})"
+
+    def _print_Relational(self, e: sp.core.relational.Relational) -> str:
+        return f"{self.parenthesize(e.lhs, 60)} {e.rel_op} {self.parenthesize(e.rhs, 60)}"
+
+    def _print_Heaviside(self, e: sp.Heaviside) -> str:
+        return f"({self._print(e.args[0])} > 0)"
+
+    def _print_Sum(self, e: sp.Sum) -> str:
+        """A sum inside a pointwise expression: matmul, einsum or ``.sum``, then aligned."""
+        free = [lab for lab in self.target if lab in e.free_symbols]
+        code = self.reduction(e, free)
+        return align(f"({code})", free, self.target) if free else f"({code})"
+
+    def reduction(self, e: sp.Sum, free: list, how: str = "sum") -> str:
+        """Code for ``Σ_j body`` as an array with axes ``free`` (in that order)."""
+        body, limits = e.function, e.limits
+        js = [lim[0] for lim in limits]
+        coeff, rest = body.as_independent(*js, *free, as_Add=False)
+        factors = [f for f in sp.Mul.make_args(rest)]
+        pre = "" if coeff == 1 else f"{self.parenthesize(coeff, 50)} * "
+        if (
+            how == "sum"
+            and len(js) == 1
+            and len(factors) == 2
+            and all(isinstance(f, Indexed) for f in factors)
+        ):
+            mm = matmul(self, factors[0], factors[1], js[0], free)
+            if mm is not None:
+                return pre + mm
+            return pre + einsum(self, factors, free)
+        if len(factors) == 1 and isinstance(factors[0], Indexed) and len(js) == 1:
+            a = factors[0]
+            rest_labels = [lab for lab in a.indices if lab not in js]
+            axis = list(a.indices).index(js[0])
+            inner = f"{self.var(a.base.label.name)}.{how}(axis={axis})"
+            return pre + align(inner, rest_labels, free) if free else pre + inner
+        sub = NumPyIndexPrinter([*free, *js], self.names)
+        text = sub.doprint(rest)
+        self.helpers |= sub.helpers
+        axes = tuple(range(-len(js), 0))
+        axis = axes[0] if len(axes) == 1 else axes
+        return f"{pre}np.{how}({text}, axis={axis})"
+
+
+def matmul(p: NumPyIndexPrinter, a: Indexed, b: Indexed, j: Symbol, free: list) -> str | None:
+    """``Σ_j a b`` as ``x @ y`` with transposes, when the labels allow it."""
+    ia, ib = list(a.indices), list(b.indices)
+    if ia.count(j) != 1 or ib.count(j) != 1 or len(ia) > 2 or len(ib) > 2:
+        return None
+    pa = [lab for lab in ia if lab != j]
+    pb = [lab for lab in ib if lab != j]
+    if set(pa) & set(pb) or sorted(map(str, pa + pb)) != sorted(map(str, free)):
+        return None
+    if pa + pb != free:
+        a, b, pa, pb = b, a, pb, pa
+        if pa + pb != free:
+            return None
+    left = align(p.var(a.base.label.name), list(a.indices), [*pa, j])
+    right = align(p.var(b.base.label.name), list(b.indices), [j, *pb])
+    return f"{left} @ {right}"
+
+
+def einsum(p: NumPyIndexPrinter, factors: list, free: list) -> str:
+    letters: dict = {}
+    for f in factors:
+        for lab in f.indices:
+            letters.setdefault(lab, "abcdefghijklmnopqrstuvwxyz"[len(letters)])
+    ins = ",".join("".join(letters[lab] for lab in f.indices) for f in factors)
+    out = "".join(letters[lab] for lab in free)
+    ops = ", ".join(p.var(f.base.label.name) for f in factors)
+    return f'np.einsum("{ins}->{out}", {ops})'
+
+
+def align(var: str, labels: list, target: list) -> str:
+    """``var`` (axes ``labels``) arranged to broadcast against axes ``target``."""
+    order = sorted(range(len(labels)), key=lambda k: target.index(labels[k]))
+    text = var
+    if order != list(range(len(labels))):
+        text = f"{var}.T" if len(order) == 2 else f"{var}.transpose({tuple(order)})"
+    present = [lab for lab in target if lab in labels]
+    if not present:
+        return text
+    first = target.index(present[0])
+    tail = target[first:]
+    if all(lab in labels for lab in tail):
+        return text
+    sub = ", ".join(":" if lab in labels else "None" for lab in tail)
+    return f"{text}[{sub}]"
+
+
+class SpecPrinter(StrPrinter):
+    """Per-example expressions in the spec's own names, parsable by SymPy.
+
+    Elementwise expressions print without indices (``p - t``); anything with a sum
+    keeps index notation (``Sum(W2[l_1, j]*g_f[l_1], (l_1, 1, k))``).
+    """
+
+    printmethod = "_derive_spec"
+
+    def __init__(self, plain: bool) -> None:
+        super().__init__({"order": "none"})
+        self.plain = plain
+
+    def _print_Indexed(self, e: Indexed) -> str:
+        if self.plain:
+            return e.base.label.name
+        return f"{e.base.label.name}[{', '.join(self._print(i) for i in e.indices)}]"
+
+    def _print_Float(self, e: sp.Float) -> str:
+        return repr(float(e))

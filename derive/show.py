@@ -1,0 +1,115 @@
+"""Presenting a derivation: every named value's forward expression, adjoint and steps.
+
+Expressions are printed per example in the spec's own names by
+:class:`derive.printers.SpecPrinter`: elementwise ones without indices (``p - t``),
+ones with sums in index notation.  The loss seed ``g_L`` is 1 here (the adjoint of
+one example's loss); the emitted code scales it by the batch reduction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sympy as sp
+from sympy import Indexed, Sum, Symbol
+
+from derive.derivation import Derivation, adjoint_atom, adjoint_name
+from derive.graph import Node, atom_name
+from derive.printers import SpecPrinter
+from derive.simplify import Step, instantiate
+
+
+def spec_str(e: sp.Expr) -> str:
+    """SymPy-parsable text: plain names when nothing needs an index, else index notation."""
+    plain = not e.has(Sum) and _consistent(e)
+    return SpecPrinter(plain).doprint(e)
+
+
+def _consistent(e: sp.Expr) -> bool:
+    """True when every entry is indexed by the same labels or a suffix-free broadcast."""
+    idx = {a.indices for a in e.atoms(Indexed)}
+    return len(idx) <= 1
+
+
+def seeded(d: Derivation, e: sp.Expr) -> sp.Expr:
+    """``e`` with the loss seed set to 1 (one example's loss)."""
+    loss = d.graph.loss
+    seed = adjoint_atom(loss)
+    subs = {a: sp.S.One for a in e.atoms(Indexed, Symbol) if atom_name(a) == atom_name(seed)}
+    return e.xreplace(subs)
+
+
+def full_adjoint(d: Derivation, name: str, memo: dict[str, sp.Expr] | None = None) -> sp.Expr:
+    """The adjoint with every named adjoint it reads substituted in (for display)."""
+    memo = {} if memo is None else memo
+    if name in memo:
+        return memo[name]
+    adj = d.adjoints[name]
+    expr = adj.expr
+    subs = {}
+    for a in expr.atoms(Indexed, Symbol):
+        an = atom_name(a) or ""
+        target = an[2:] if an.startswith("g_") else None
+        if target in d.adjoints:
+            node = d.adjoints[target].node
+            idx = a.indices if isinstance(a, Indexed) else ()
+            subs[a] = instantiate(full_adjoint(d, target, memo), node.labels, idx, d.graph)
+    memo[name] = sp.factor_terms(seeded(d, expr.xreplace(subs)))
+    return memo[name]
+
+
+def forward_expr(node: Node) -> sp.Expr:
+    return node.expr if node.expr is not None else node.atom
+
+
+def step_json(d: Derivation, s: Step) -> dict[str, str]:
+    return {
+        "rule": s.rule,
+        "before": spec_str(seeded(d, s.before)),
+        "after": spec_str(seeded(d, s.after)),
+        "note": s.note,
+    }
+
+
+def show_json(d: Derivation) -> dict[str, Any]:
+    g = d.graph
+    nodes: dict[str, Any] = {}
+    memo: dict[str, sp.Expr] = {}
+    for node in g.nodes:
+        if not node.user:
+            continue
+        entry: dict[str, Any] = {"kind": node.kind if node.kind in ("input", "param") else "value"}
+        entry["forward"] = spec_str(forward_expr(node))
+        if node is g.loss:
+            entry["adjoint"] = "1"
+        elif node.name in d.adjoints:
+            adj = d.adjoints[node.name]
+            entry["adjoint"] = spec_str(full_adjoint(d, node.name, memo))
+            entry["staged"] = spec_str(seeded(d, adj.expr))
+            entry["steps"] = [step_json(d, s) for s in adj.steps]
+        nodes[node.name] = entry
+    return {
+        "name": g.name,
+        "loss": g.loss.name,
+        "reduction": g.reduction,
+        "batch_size": g.batch_size.name,
+        "nodes": nodes,
+    }
+
+
+def show_text(d: Derivation) -> str:
+    data = show_json(d)
+    lines = [f"{data['name']}: adjoints of the per-example loss {data['loss']}", ""]
+    for name, e in data["nodes"].items():
+        if e["kind"] == "input" and "adjoint" not in e:
+            continue
+        lines.append(f"{name} = {e['forward']}")
+        if "adjoint" in e:
+            lines.append(f"  dL/d{name} = {e['adjoint']}")
+        if e.get("staged") and e["staged"] != e["adjoint"]:
+            lines.append(f"    staged: {adjoint_name(name)} = {e['staged']}")
+        for s in e.get("steps", [])[1:]:
+            note = f"   [{s['note']}]" if s["note"] else ""
+            lines.append(f"    {s['rule']}: {s['after']}{note}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,242 @@
+"""Rewriting adjoints into the forms people teach, with every step recorded.
+
+``Sum`` is only a container here: it is never ``doit()``-ed (SymPy 1.14 fails on
+batch norm that way).  The canonical form is derive's own: numerator-only
+distribution, sum linearity, independent factors pulled out, ``Σ 1 = n``, bound
+labels renamed canonically, and lookups in two tables kept as data:
+
+* constraints the spec declares (``Σ_k t[b, k] = 1`` for one-hot targets);
+* definitions of reductions (``Σ_b z[b, c] = m μ[c]``, ``Σ_k e[b, k] = s[b]``).
+
+On top of that, size-guarded rewrites are tried greedily: fold a value into the
+named value computed from it (``e → p s``), unfold an internal value inside a
+sum, and inline a named adjoint when it cancels.  No ``simplify()``, no ``solve()``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import sympy as sp
+from sympy import Add, Indexed, Mul, Pow, S, Sum, Symbol
+
+from derive.graph import Graph, Node, atom_name, split_sum
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rewrite: which rule, the expression before and after, and a note."""
+
+    rule: str
+    before: sp.Expr
+    after: sp.Expr
+    note: str = ""
+
+
+def distribute(e: sp.Expr) -> sp.Expr:
+    """Expand products over sums in numerators only (``sp.expand`` would expand denominators)."""
+    if e.is_Atom or isinstance(e, Indexed | Sum):
+        return e
+    if isinstance(e, Add):
+        return Add(*[distribute(a) for a in e.args])
+    if isinstance(e, Mul):
+        m = Mul(*[distribute(a) for a in e.args])
+        if not isinstance(m, Mul):
+            return m if m == e else distribute(m)
+        terms = [S.One]
+        for f in m.args:
+            if isinstance(f, Add):
+                terms = [t * a for t in terms for a in f.args]
+            else:
+                terms = [t * f for t in terms]
+        return Add(*terms)
+    if isinstance(e, Pow) and e.exp.is_Integer and e.exp > 1 and isinstance(e.base, Add):
+        base_terms = Add.make_args(distribute(e.base))
+        terms = [S.One]
+        for _ in range(int(e.exp)):
+            terms = [t * a for t in terms for a in base_terms]
+        return Add(*terms)
+    return e
+
+
+def size(e: sp.Expr) -> int:
+    return int(sp.count_ops(e, visual=False)) + len(e.atoms(Indexed))
+
+
+@dataclass
+class Tables:
+    """Identities usable by the canonicaliser: ``Σ_j body = value``.
+
+    Each entry is ``(body, j, free, value)``: ``body`` in the entry's own free labels
+    ``free`` and bound label ``j``; ``value`` in ``free``.
+    """
+
+    entries: list[tuple[sp.Expr, Symbol, tuple, sp.Expr, str]] = field(default_factory=list)
+
+    def lookup(self, body: sp.Expr, j: Symbol) -> tuple[sp.Expr, str] | None:
+        for tbody, tj, free, value, why in self.entries:
+            sigma = _unify(tbody, tj, free, body, j)
+            if sigma is not None:
+                return value.xreplace(sigma), why
+        return None
+
+
+def _unify(pattern: sp.Expr, pj: Symbol, free: tuple, body: sp.Expr, j: Symbol) -> dict | None:
+    """Label substitution making ``pattern`` (bound ``pj``) equal ``body`` (bound ``j``)."""
+    pat_atoms = sorted(pattern.atoms(Indexed), key=str)
+    body_atoms = sorted(body.atoms(Indexed), key=str)
+    if not pat_atoms or len(pat_atoms) != len(body_atoms):
+        return None
+    sigma: dict = {pj: j}
+    for pa in pat_atoms:
+        match = [ba for ba in body_atoms if ba.base == pa.base]
+        if len(match) != 1:
+            return None
+        for pl, bl in zip(pa.indices, match[0].indices, strict=True):
+            if sigma.setdefault(pl, bl) != bl:
+                return None
+    if pattern.xreplace(sigma) != body:
+        return None
+    return {f: sigma[f] for f in free if f in sigma}
+
+
+class Canon:
+    """Canonical form of index expressions for one graph (labels, sizes, tables)."""
+
+    def __init__(self, graph: Graph, tables: Tables) -> None:
+        self.g, self.tables = graph, tables
+        self.fired: list[str] = []
+
+    def size_of(self, label: Symbol) -> sp.Expr:
+        return self.g.labels.size(self.g.labels.dim_of(label))
+
+    def __call__(self, e: sp.Expr) -> sp.Expr:
+        e = distribute(self._walk(e))
+        return e
+
+    def _walk(self, e: sp.Expr) -> sp.Expr:
+        if e.is_Atom or isinstance(e, Indexed):
+            return e
+        if isinstance(e, Sum):
+            body = self._walk(e.function)
+            for lim in reversed(e.limits):
+                body = self.sum(body, lim[0])
+            return body
+        return e.func(*[self._walk(a) for a in e.args])
+
+    def sum(self, body: sp.Expr, j: Symbol) -> sp.Expr:
+        """``Σ_j body``: linearity, pull-out, ``Σ 1 = n``, table lookup, canonical label."""
+        n = self.size_of(j)
+        groups: dict[sp.Expr, list[sp.Expr]] = {}
+        out = S.Zero
+        for term in Add.make_args(distribute(body)):
+            ind, dep = term.as_independent(j, as_Add=False)
+            if dep == 1:
+                out += ind * n
+            else:
+                groups.setdefault(dep, []).append(ind)
+        for dep, inds in groups.items():
+            out += Add(*inds) * self._single(dep, j, n)
+        return out
+
+    def _single(self, dep: sp.Expr, j: Symbol, n: sp.Expr) -> sp.Expr:
+        found = self.tables.lookup(dep, j)
+        if found is not None:
+            self.fired.append(found[1])
+            return self._walk(found[0])
+        nj = self.bound_label(j, dep)
+        return Sum(dep.xreplace({j: nj}), (nj, 1, n))
+
+    def bound_label(self, j: Symbol, body: sp.Expr) -> Symbol:
+        """The first bound label of ``j``'s dim not used in ``body`` (other than ``j``)."""
+        dim = self.g.labels.dim_of(j)
+        used = {s for s in body.free_symbols | _bound(body) if s != j}
+        for k in itertools.count(1):
+            cand = self.g.labels.bound(dim, k)
+            if cand not in used:
+                return cand
+        raise AssertionError  # pragma: no cover
+
+
+def _bound(e: sp.Expr) -> set:
+    return {lim[0] for s in e.atoms(Sum) for lim in s.limits}
+
+
+def freshen(e: sp.Expr, graph: Graph, avoid: set) -> sp.Expr:
+    """Rename every bound label in ``e`` to one not in ``avoid`` (nor used in ``e``)."""
+    used = set(avoid) | e.free_symbols | _bound(e)
+    subs = {}
+    for s in e.atoms(Sum):
+        for lim in s.limits:
+            j = lim[0]
+            if j in subs or j not in avoid:
+                continue
+            dim = graph.labels.dim_of(j)
+            for k in itertools.count(1):
+                cand = graph.labels.bound(dim, k)
+                if cand not in used:
+                    break
+            subs[j] = cand
+            used.add(cand)
+    return _rename_bound(e, subs) if subs else e
+
+
+def _rename_bound(e: sp.Expr, subs: dict) -> sp.Expr:
+    if e.is_Atom or isinstance(e, Indexed):
+        return e
+    if isinstance(e, Sum):
+        inner = _rename_bound(e.function, subs)
+        limits = []
+        for lim in e.limits:
+            j = lim[0]
+            if j in subs:
+                inner = inner.xreplace({j: subs[j]})
+                j = subs[j]
+            limits.append((j, *lim[1:]))
+        return Sum(inner, *limits)
+    return e.func(*[_rename_bound(a, subs) for a in e.args])
+
+
+def instantiate(e: sp.Expr, own: tuple, new: tuple, graph: Graph) -> sp.Expr:
+    """``e`` (free labels ``own``) at labels ``new``, bound labels renamed to avoid capture."""
+    e = freshen(e, graph, set(new) | set(own))
+    return e.xreplace(dict(zip(own, new, strict=True)))
+
+
+def internal_atoms(e: sp.Expr, graph: Graph) -> int:
+    internal = {n.name for n in graph.nodes if not n.user}
+    return sum(1 for a in e.atoms(Indexed, Symbol) if atom_name(a) in internal)
+
+
+def occurrences(e: sp.Expr, node: Node) -> list[sp.Expr]:
+    """Atoms of ``node`` in ``e`` (Indexed entries, or the Symbol of a scalar node)."""
+    if not node.labels:
+        return [a for a in e.atoms(Symbol) if a.name == node.name and a.is_real]
+    return [a for a in e.atoms(Indexed) if a.base.label.name == node.name]
+
+
+def definition_at(node: Node, labels: tuple, graph: Graph) -> sp.Expr:
+    """The defining expression of ``node`` at the given labels."""
+    return instantiate(node.expr, node.labels, labels, graph)
+
+
+def tables_for(graph: Graph) -> Tables:
+    """Constraints from input kinds and definitions of every single-operand reduction."""
+    t = Tables()
+    for name, kind in graph.input_kinds.items():
+        node = graph.inputs[name]
+        if kind in ("one_hot", "probability") and len(node.labels) >= 2:
+            j = graph.labels.bound(graph.labels.dim_of(node.labels[-1]), 99)
+            body = node.base[(*node.labels[:-1], j)]
+            t.entries.append((body, j, node.labels[:-1], S.One, f"Σ {name} = 1 ({kind} target)"))
+    for node in graph.nodes:
+        if node.kind != "contraction" or node.nograd:
+            continue
+        coeff, body, limits = split_sum(node.expr)
+        if len(limits) != 1 or len(body.atoms(Indexed)) != 1:
+            continue
+        j = limits[0][0]
+        value = node.atom / coeff
+        t.entries.append((body, j, node.labels, value, f"definition of {node.name}"))
+    return t
