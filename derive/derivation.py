@@ -23,7 +23,7 @@ import sympy as sp
 from sympy import Indexed, Sum, Symbol
 
 from derive.graph import Graph, Node, atom_name, entry, split_sum
-from derive.ops import ElementwiseOp, H, Z, local_output_form
+from derive.ops import H, Z, ElementwiseOp, local_output_form, written_out
 from derive.simplify import (
     Canon,
     Step,
@@ -166,6 +166,8 @@ def local_derivative(y: Node, body: sp.Expr, occ: sp.Expr) -> tuple[sp.Expr, Ste
             form = local_output_form(b.func(Z, *b.args[1:]))
         if form is not None:
             d = form.xreplace({H: y.atom}) * sp.diff(b.args[0], x)
+        elif isinstance(b, sp.Pow):
+            d = zform.subs(b, y.atom)  # algebraic: (u)^(-1/2) -> 1/h for h = u^(1/2)
         else:
             d = zform.xreplace({b: y.atom})
     d = sp.piecewise_fold(d)
@@ -189,8 +191,8 @@ def _restore(d: sp.Expr, x: sp.Dummy, occ: sp.Expr, others: dict) -> sp.Expr:
 
 # ----- rewriting ---------------------------------------------------------------------------
 def key(e: sp.Expr, graph: Graph) -> tuple[int, int]:
-    """What rewriting minimises: internal values referenced, then size."""
-    return internal_atoms(e, graph), size(e)
+    """What rewriting minimises: size, then internal values referenced."""
+    return size(e), internal_atoms(e, graph)
 
 
 def rewrite(graph: Graph, canon: Canon, node: Node, raw: sp.Expr, done: dict) -> Adjoint:
@@ -203,14 +205,17 @@ def rewrite(graph: Graph, canon: Canon, node: Node, raw: sp.Expr, done: dict) ->
         steps.append(Step("expand and collect sums", raw, expr, why))
     for _ in range(40):
         best = None
-        for rule, cand in candidates(graph, canon, node, expr, done):
-            if key(cand, graph) < key(expr, graph) and (best is None or key(cand, graph) < best[2]):
-                best = (rule, cand, key(cand, graph))
+        here = key(expr, graph)
+        for rule, cand, saved in candidates(graph, canon, node, expr, done):
+            k = key(cand, graph)
+            k = (k[0] - saved, k[1])
+            if k < here and (best is None or k < best[2]):
+                best = (rule, cand, k)
         if best is None:
             break
         steps.append(Step(best[0], expr, best[1]))
         expr = best[1]
-    expr = sp.factor_terms(expr)
+    expr = compact(expr)
     uses = sorted(
         {
             atom_name(a)[2:]
@@ -222,6 +227,13 @@ def rewrite(graph: Graph, canon: Canon, node: Node, raw: sp.Expr, done: dict) ->
     return Adjoint(node, expr, raw, steps, uses)
 
 
+def compact(e: sp.Expr) -> sp.Expr:
+    """One fraction with common factors pulled out, as written on slides (if not larger)."""
+    plain = sp.factor_terms(e)
+    together = sp.factor_terms(sp.together(e))
+    return together if size(together) <= size(plain) else plain
+
+
 def candidates(graph: Graph, canon: Canon, node: Node, expr: sp.Expr, done: dict):
     """Every one-step rewrite of ``expr`` worth trying: folds, unfolds, inlined adjoints."""
     by_name = {n.name: n for n in graph.nodes}
@@ -230,24 +242,34 @@ def candidates(graph: Graph, canon: Canon, node: Node, expr: sp.Expr, done: dict
         if y.kind != "pointwise" or y.expr is None:
             continue
         for a in y.args:
-            if a.name in present and not a.user:
+            if a.name in present:
                 cand = fold(graph, y, a, expr)
                 if cand is not None:
                     canon.fired.clear()
-                    yield f"fold {a.name} into {y.name}", canon(cand)
-    for name in present:
-        n = by_name.get(name)
-        if n is not None and not n.user and n.kind == "pointwise":
-            canon.fired.clear()
-            yield f"unfold {name}", canon(unfold(graph, n, expr))
+                    yield f"fold {a.name} into {y.name}", canon(cand), 0
+    for total in expr.atoms(Sum):
+        inside = {atom_name(a) for a in total.atoms(Indexed, Symbol)}
+        for name in sorted(n for n in inside if n):
+            n = by_name.get(name)
+            if n is not None and not n.user and n.kind == "pointwise":
+                canon.fired.clear()
+                cand = canon(expr.xreplace({total: unfold(graph, n, total)}))
+                yield f"unfold {name} inside a sum", cand, 0
     for name in present:
         if name and name.startswith("g_") and name[2:] in done:
             adj = done[name[2:]]
             target = adj.node
             if target.kind == "param":
                 continue
+            shared = {atom_name(a) for a in adj.expr.atoms(Indexed, Symbol)} & present
+            if not shared - {None}:
+                continue  # nothing could cancel
             canon.fired.clear()
-            yield f"inline ∂L/∂{target.name}", canon(inline_adjoint(graph, adj, expr))
+            inlined = inline_adjoint(graph, adj, expr)
+            saved = size(adj.expr)  # that adjoint need not be computed any more
+            yield f"inline ∂L/∂{target.name}", canon(inlined), saved
+            if not inlined.has(Sum):
+                yield f"inline ∂L/∂{target.name} and cancel", canon(sp.cancel(inlined)), saved
 
 
 def fold(graph: Graph, y: Node, a: Node, expr: sp.Expr) -> sp.Expr | None:
@@ -267,11 +289,27 @@ def fold(graph: Graph, y: Node, a: Node, expr: sp.Expr) -> sp.Expr | None:
     if slope.has(x) or slope == 0:
         return None
     solved = (y.atom - b.xreplace({x: 0})) / slope
+    if not all(_positive(graph, d) for d in sp.Mul.make_args(sp.fraction(sp.together(solved))[1])):
+        return None  # never divide by a value that can be zero (s = h/z for swish)
     subs = {}
     for o in occurrences(expr, a):
         labels = dict(zip(pattern, o.indices, strict=True))
         subs[o] = solved.xreplace(labels)
     return expr.xreplace(subs)
+
+
+def _positive(graph: Graph, factor: sp.Expr) -> bool:
+    """Whether a denominator factor is provably positive (from its node's definition)."""
+    if factor.is_number:
+        return bool(factor.is_positive)
+    base = factor.base if isinstance(factor, sp.Pow) else factor
+    name = atom_name(base)
+    node = next((n for n in graph.nodes if n.name == name), None)
+    if node is None or node.expr is None or node.kind != "pointwise":
+        return False
+    body = written_out(node.expr)
+    body = body.xreplace({a: sp.Dummy(real=True) for a in body.atoms(Indexed)})
+    return bool(body.is_positive)
 
 
 def unfold(graph: Graph, n: Node, expr: sp.Expr) -> sp.Expr:

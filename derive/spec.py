@@ -204,7 +204,6 @@ def _parse(text: str, file: str, digest: str) -> Spec:
 _HEADER_RE = re.compile(r"\s*\[\[?(?P<key>[^\[\]]*)\]\]?\s*(?:#.*)?")
 _KEY_PART = r"""(?:[A-Za-z0-9_-]+|"[^"\\\n]*"|'[^'\n]*')"""
 _KEY_RE = re.compile(rf"\s*(?P<key>{_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*=")
-_INLINE_KEY_RE = re.compile(rf"[{{,]\s*(?P<key>{_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*=")
 _PART_RE = re.compile(_KEY_PART)
 
 
@@ -214,7 +213,11 @@ def _key_path(key: str) -> tuple[str, ...]:
 
 
 class _Locator:
-    """Maps key paths such as ``("params", "W1", "shape")`` to 1-based lines."""
+    """Maps key paths such as ``("params", "W1")`` to 1-based lines.
+
+    Keys inside an inline table (``W1 = { shape = [...] }``) fall back to the line of the
+    table's own key, which is where they are written.
+    """
 
     def __init__(self, text: str) -> None:
         self.paths: dict[tuple[str, ...], int] = {}
@@ -223,7 +226,7 @@ class _Locator:
         self._scan(text.removeprefix("\ufeff").split("\n"))
 
     def _scan(self, lines: list[str]) -> None:
-        """Record headers, keys and inline-table keys.
+        """Record headers and keys.
 
         Lines inside multi-line strings and continuation lines of multi-line arrays are skipped.
         """
@@ -244,14 +247,7 @@ class _Locator:
                 continue
             match = _KEY_RE.match(raw)
             if match:
-                self._record_key(table + _key_path(match["key"]), code[match.end() :], number)
-
-    def _record_key(self, path: tuple[str, ...], value: str, number: int) -> None:
-        """Record ``path`` and, for an inline table, the keys inside it."""
-        self._record(path, number)
-        if value.lstrip().startswith("{"):
-            for inner in _INLINE_KEY_RE.finditer(value):
-                self.paths.setdefault(path + _key_path(inner["key"]), number)
+                self._record(table + _key_path(match["key"]), number)
 
     def _record(self, path: tuple[str, ...], number: int) -> None:
         """First occurrence wins; later ones are remembered as duplicates."""
@@ -405,7 +401,7 @@ def _check_name(name: str, section: str, ctx: _Ctx) -> None:
         )
     if keyword.iskeyword(name):
         raise ctx.error(f"'{name}' in [{section}] is a Python keyword", where, "pick another name")
-    if False:
+    if name in BUILTIN_OPS:
         raise ctx.error(
             f"'{name}' in [{section}] is the name of a built-in op",
             where,
@@ -890,7 +886,7 @@ def _check_forward_name(
     if name in scope.dims:
         return
     j = index.get(name)
-    if j is not None and j < i:
+    if j is not None:
         return
     if j is not None:
         raise _order_error(name, i, j, scope, site, col, ctx)

@@ -78,10 +78,8 @@ def backward(params, batch, cache, g_loss=None):
         weight = 1 / per_example.shape[0] if REDUCTION == "mean" else 1
         g_loss = np.full_like(per_example, weight)
     g_L = g_loss
-    # g_yhat[i] = (-y[i]/yhat[i] - y[i]/(1 - yhat[i]) + 1/(1 - yhat[i]))*g_L[i]
-    g_yhat = (1/(1 - yhat) - y/(1 - yhat) - y/yhat)*g_L  # (m,)
-    # g_z[i] = (1 - yhat[i])*g_yhat[i]*yhat[i]
-    g_z = (1 - yhat)*g_yhat*yhat  # (m,)
+    # g_z[i] = (-y[i] + yhat[i])*g_L[i]
+    g_z = (yhat - y)*g_L  # (m,)
     # g_b = Sum(g_z[i_1], (i_1, 1, m))
     g_b = g_z.sum(axis=0)  # ()
     # g_w[j] = Sum(g_z[i_1]*x[i_1, j], (i_1, 1, m))

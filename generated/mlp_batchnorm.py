@@ -53,10 +53,10 @@ def forward(params, batch):
     t = batch["t"]
     B = x.shape[0]
     z1 = x @ W1.T  # (B, m)
-    mu = (z1.sum(axis=0))/B  # (m,)
-    d2 = z1 - mu  # (B, m)
-    v = (np.sum(d2.T**2, axis=-1))/B  # (m,)
-    y1 = gamma*d2/np.sqrt(eps + v) + beta  # (B, m)
+    d2 = -(z1.sum(axis=0))/B + z1  # (B, m)
+    std = np.sqrt((np.sum(d2.T**2, axis=-1))/B + eps)  # (m,)
+    xhat = d2/std  # (B, m)
+    y1 = gamma*xhat + beta  # (B, m)
     h1 = np.tanh(y1)  # (B, m)
     f = (h1 @ W2.T) + b2  # (B, k)
     c = f.max(axis=1)  # (B,)
@@ -68,8 +68,8 @@ def forward(params, batch):
     loss = L.mean()
     cache = {
         "z1": z1,
-        "mu": mu,
-        "v": v,
+        "std": std,
+        "xhat": xhat,
         "y1": y1,
         "h1": h1,
         "f": f,
@@ -86,14 +86,11 @@ def backward(params, batch, cache, g_loss=None):
     Each line gives the derived adjoint in index notation; g_X is dL/dX.
     """
     gamma = params["gamma"]
-    beta = params["beta"]
     W2 = params["W2"]
     x = batch["x"]
     t = batch["t"]
-    z1 = cache["z1"]
-    mu = cache["mu"]
-    v = cache["v"]
-    y1 = cache["y1"]
+    std = cache["std"]
+    xhat = cache["xhat"]
     h1 = cache["h1"]
     p = cache["p"]
     B = x.shape[0]
@@ -108,16 +105,16 @@ def backward(params, batch, cache, g_loss=None):
     g_h1 = g_f @ W2  # (B, m)
     # g_y1[b, j] = (1 - h1[b, j]**2)*g_h1[b, j]
     g_y1 = (1 - h1**2)*g_h1  # (B, m)
-    # g_z1[b, j] = (g_y1[b, j] - Sum(g_y1[b_1, j], (b_1, 1, B))/B - mu[j]**2*Sum(g_y1[b_1, j], (b_1, 1, B))/(B*(eps + v[j])) + mu[j]*z1[b, j]*Sum(g_y1[b_1, j], (b_1, 1, B))/(B*(eps + v[j])) + mu[j]*Sum(g_y1[b_1, j]*z1[b_1, j], (b_1, 1, B))/(B*(eps + v[j])) - z1[b, j]*Sum(g_y1[b_1, j]*z1[b_1, j], (b_1, 1, B))/(B*(eps + v[j])))*gamma[j]/sqrt(eps + v[j])
-    g_z1 = (mu*(np.einsum("ab,ab->b", g_y1, z1))/(B*(eps + v)) + mu*z1*(g_y1.sum(axis=0))/(B*(eps + v)) - (g_y1.sum(axis=0))/B - mu**2*(g_y1.sum(axis=0))/(B*(eps + v)) - z1*(np.einsum("ab,ab->b", g_y1, z1))/(B*(eps + v)) + g_y1)*gamma/np.sqrt(eps + v)  # (B, m)
+    # g_z1[b, j] = (B*g_y1[b, j] - xhat[b, j]*Sum(g_y1[b_1, j]*xhat[b_1, j], (b_1, 1, B)) - Sum(g_y1[b_1, j], (b_1, 1, B)))*gamma[j]/(B*std[j])
+    g_z1 = (-xhat*(np.einsum("ab,ab->b", g_y1, xhat)) - (g_y1.sum(axis=0)) + B*g_y1)*gamma/(B*std)  # (B, m)
     # g_b2[l] = Sum(g_f[b_1, l], (b_1, 1, B))
     g_b2 = g_f.sum(axis=0)  # (k,)
     # g_W2[l, j] = Sum(g_f[b_1, l]*h1[b_1, j], (b_1, 1, B))
     g_W2 = g_f.T @ h1  # (k, m)
     # g_beta[j] = Sum(g_y1[b_1, j], (b_1, 1, B))
     g_beta = g_y1.sum(axis=0)  # (m,)
-    # g_gamma[j] = (-beta[j]*Sum(g_y1[b_1, j], (b_1, 1, B)) + Sum(g_y1[b_1, j]*y1[b_1, j], (b_1, 1, B)))/gamma[j]
-    g_gamma = ((np.einsum("ab,ab->b", g_y1, y1)) - beta*(g_y1.sum(axis=0)))/gamma  # (m,)
+    # g_gamma[j] = Sum(g_y1[b_1, j]*xhat[b_1, j], (b_1, 1, B))
+    g_gamma = np.einsum("ab,ab->b", g_y1, xhat)  # (m,)
     # g_W1[j, i] = Sum(g_z1[b_1, j]*x[b_1, i], (b_1, 1, B))
     g_W1 = g_z1.T @ x  # (m, d)
     return {

@@ -54,7 +54,8 @@ def forward(params, batch):
     x = batch["x"]
     t = batch["t"]
     z1 = (x @ W1.T) + b1  # (B, m)
-    h1 = z1*_sigmoid(z1)  # (B, m)
+    sigmoid_z1 = _sigmoid(z1)  # (B, m)
+    h1 = sigmoid_z1*z1  # (B, m)
     f = (h1 @ W2.T) + b2  # (B, k)
     c = f.max(axis=1)  # (B,)
     e = np.exp(f - c[:, None])  # (B, k)
@@ -65,6 +66,7 @@ def forward(params, batch):
     loss = L.mean()
     cache = {
         "z1": z1,
+        "sigmoid_z1": sigmoid_z1,
         "h1": h1,
         "f": f,
         "p": p,
@@ -82,7 +84,7 @@ def backward(params, batch, cache, g_loss=None):
     W2 = params["W2"]
     x = batch["x"]
     t = batch["t"]
-    z1 = cache["z1"]
+    sigmoid_z1 = cache["sigmoid_z1"]
     h1 = cache["h1"]
     p = cache["p"]
     if g_loss is None:
@@ -94,8 +96,8 @@ def backward(params, batch, cache, g_loss=None):
     g_f = (p - t)*g_L[:, None]  # (B, k)
     # g_h1[b, j] = Sum(W2[l_1, j]*g_f[b, l_1], (l_1, 1, k))
     g_h1 = g_f @ W2  # (B, m)
-    # g_z1[b, j] = (-h1[b, j]/z1[b, j] + 1 + 1/z1[b, j])*g_h1[b, j]*h1[b, j]
-    g_z1 = (1 + 1/z1 - h1/z1)*g_h1*h1  # (B, m)
+    # g_z1[b, j] = (-h1[b, j]*sigmoid_z1[b, j] + h1[b, j] + sigmoid_z1[b, j])*g_h1[b, j]
+    g_z1 = (h1 + sigmoid_z1 - h1*sigmoid_z1)*g_h1  # (B, m)
     # g_b2[l] = Sum(g_f[b_1, l], (b_1, 1, B))
     g_b2 = g_f.sum(axis=0)  # (k,)
     # g_W2[l, j] = Sum(g_f[b_1, l]*h1[b_1, j], (b_1, 1, B))

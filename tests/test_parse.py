@@ -194,6 +194,7 @@ REJECTED = [
     ("[1]", "lists", 1),
     ("(1, 2)", "tuples", 1),
     ("f(**k)", "**kwargs", 3),
+    ("f(k='é', *a)", "starred", 10),
     ("f(a=1, a=2)", "keyword 'a' is repeated", 8),
     ("_x + 1", "name '_x'", 1),
     ("x + é", "name 'é'", 5),

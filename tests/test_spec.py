@@ -249,6 +249,37 @@ def test_locator_ignores_equals_inside_strings_and_comments() -> None:
     assert spec.forward[1].line == line_of(text, "h1 =")
 
 
+def test_locator_is_not_fooled_by_comments() -> None:
+    text = mutate("[inputs]               #", '[inputs]  # [x] is "one" example; see """ below #')
+    spec = parse_spec(text)
+    assert spec.inputs["x"].line == 10
+    assert spec.lines["t"] == 11
+
+
+def test_locator_skips_string_contents_that_look_like_keys() -> None:
+    text = mutate('h1 = "sigmoid(z1)"', 'h1 = """leaky_relu(z1,\nslope = 0.1)"""')
+    text = mutate('L  = "-sum(t * log(p))"', 'L  = "-sum(t * log(p))"\nslope = "2 * b1"', text)
+    spec = parse_spec(text)
+    assert spec.lines["slope"] == line_of(text, 'slope = "2')
+    assert spec.lines["h1"] == 21
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "line"),
+    [
+        ("a = [\n  [1]\n]\nb = 2\n", ("b",), 4),
+        ('d = """\nx = 1\n"""\nx = 2\n', ("x",), 4),
+        ("d = '" + "''\n[t]\n''" + "'\n[u]\nk = 1\n", ("u", "k"), 5),
+        ('[t]\n"a b".c = 1\n', ("t", "a b", "c"), 2),
+        ("[t]\nv = 1\n", ("t", "v", "deeper"), 2),
+        ("[t]\nv = 1\n", ("t", "w"), 1),
+        ("[t]\nv = 1\n", ("u",), None),
+    ],
+)
+def test_locator_paths(text: str, path: tuple[str, ...], line: int | None) -> None:
+    assert spec_module._Locator(text).line(*path) == line
+
+
 def test_quoted_keys_and_crlf() -> None:
     text = mutate('z1 = "W1', '"z1" = "W1').replace("\n", "\r\n")
     spec = parse_spec(text)
