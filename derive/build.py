@@ -19,6 +19,8 @@ from derive.graph import BATCH, Graph, Labels, Node, atom_name, entry
 from derive.oplist import BUILTIN_OPS
 from derive.ops import ELEMENTWISE, MACROS
 
+PREACTIVATION = "pre"
+
 
 class Tensor:
     """A value under construction: ``expr`` in the canonical labels of ``dims``."""
@@ -110,6 +112,7 @@ class Builder:
         self.const_env: dict[str, Tensor] = {}
         self.lines: dict[str, int] = {}
         self.where: str | None = None  # name of the equation being built, for errors
+        self._equation_start = 0
         self._taken = names
 
     # ----- errors ---------------------------------------------------------------------
@@ -200,6 +203,7 @@ class Builder:
     def let(self, name: str, value: Tensor | float) -> Tensor:
         """Name a value: it becomes a user node whose adjoint stays named."""
         t = self.lift(value)
+        self._name_preactivations(name)
         node = self.node_of(t)
         if node is not None and not node.user and node.kind not in ("input", "param"):
             self._taken.discard(node.name)
@@ -211,7 +215,15 @@ class Builder:
             self.nodes.append(node)
         node.user = True
         self._taken.add(name)
+        self._equation_start = len(self.nodes)
         return Tensor(self, node.atom, t.dims)
+
+    def _name_preactivations(self, name: str) -> None:
+        """Call the unnamed argument of an activation in ``name = act(...)`` ``z_name``."""
+        for node in self.nodes[self._equation_start :]:
+            if node.name.startswith(PREACTIVATION) and not node.user and not node.meta:
+                self._taken.discard(node.name)
+                self._rename(node, self.fresh(f"z_{name}"))
 
     def _rename(self, node: Node, name: str) -> None:
         old = node.atom
@@ -401,10 +413,12 @@ class Builder:
             if not (extra[0].is_number and float(extra[0]) in (0.0, 1.0)):
                 raise self.error("relu: at_zero (f'(0)) must be 0 or 1")
             extra = [sp.Integer(int(float(extra[0])))]
-        stem = op
         node = self.node_of(a)
-        if node is not None:
-            stem = f"{op}_{node.name}"
+        contracted = [n.base for n in self.nodes if n.kind == "contraction"]
+        if node is None and a.expr.has(Sum, *contracted):
+            a = self.materialize(a, PREACTIVATION)  # z = W @ x + b: its adjoint is shared
+            node = self.node_of(a)
+        stem = op if node is None else f"{op}_{node.name}"
         return self.add_node(fn(a.expr, *extra), a.dims, stem, op=op)
 
     def expand_macro(self, op: str, params: Sequence[str], stmts, args: list[Tensor]) -> Tensor:
@@ -412,6 +426,7 @@ class Builder:
             raise self.error(f"{op}() takes {len(params)} arguments, got {len(args)}")
         env = {**self.const_env, **dict(zip(params, args, strict=True))}
         result: Tensor | None = None
+        first = len(self.nodes)
         for local, ast in stmts:
             start = len(self.nodes)
             result = self.from_ast(ast, env)
@@ -423,6 +438,8 @@ class Builder:
                     self._rename(node, self.fresh(local))
                     result = Tensor(self, node.atom, result.dims)
             env[local] = result
+        for node in self.nodes[first:]:
+            node.meta.setdefault("macro", op)
         assert result is not None
         return result
 

@@ -23,7 +23,7 @@ import sympy as sp
 from sympy import Indexed, Sum, Symbol
 
 from derive.graph import Graph, Node, atom_name, entry, split_sum
-from derive.ops import H, Z, ElementwiseOp, local_output_form, written_out
+from derive.ops import ElementwiseOp, H, Z, local_output_form, written_out
 from derive.simplify import (
     Canon,
     Step,
@@ -93,7 +93,7 @@ def derive(graph: Graph) -> Derivation:
             continue
         if node is not graph.loss:
             raw = sp.Add(*contrib[node.name])
-            if node.user:
+            if node.user or staged(graph, node, path):
                 adjoints[node.name] = rewrite(graph, canon, node, raw, adjoints)
                 adjoint_expr[node.name] = adjoint_atom(node)
             else:
@@ -107,6 +107,18 @@ def derive(graph: Graph) -> Derivation:
                 local_steps.setdefault(node.name, []).extend(steps)
     ordered = {n: adjoints[n] for n in reversed(list(adjoints))}
     return Derivation(graph, dict(reversed(list(ordered.items()))), local_steps)
+
+
+def staged(graph: Graph, node: Node, path: set[str]) -> bool:
+    """Whether an unnamed value's adjoint is computed once and named (``g_z_h1``).
+
+    True for values outside op definitions whose adjoint reaches two or more
+    arguments (the pre-activation ``W x + b`` feeds both ``W`` and ``b``).
+    """
+    if node.user or node.meta.get("macro") or node.expr is None:
+        return False
+    fan_out = [a for a in node.args if a.name in path and not a.nograd]
+    return len(fan_out) >= 2 and node.kind == "pointwise"
 
 
 def backprop(graph: Graph, y: Node, a: Node, g_y: sp.Expr) -> tuple[list[sp.Expr], list[Step]]:
@@ -231,7 +243,8 @@ def compact(e: sp.Expr) -> sp.Expr:
     """One fraction with common factors pulled out, as written on slides (if not larger)."""
     plain = sp.factor_terms(e)
     together = sp.factor_terms(sp.together(e))
-    return together if size(together) <= size(plain) else plain
+    best = together if size(together) <= size(plain) else plain
+    return sp.piecewise_fold(best) if best.has(sp.Piecewise) else best
 
 
 def candidates(graph: Graph, canon: Canon, node: Node, expr: sp.Expr, done: dict):

@@ -36,6 +36,40 @@ class Line:
     math: str = ""
     shape: str = ""
 
+    def source(self, indent: str = "    ", width: int = 100) -> list[str]:
+        """The assignment as source lines: math as comments, long code split at + and -."""
+        out = [f"{indent}# {part}" for part in wrap(self.math, width - len(indent) - 2)]
+        tail = f"  # {self.shape}" if self.shape else ""
+        first = f"{indent}{self.target} = {self.code}{tail}"
+        if len(first) <= width:
+            return [*out, first]
+        terms = split_terms(self.code)
+        out.append(f"{indent}{self.target} = ({tail}")
+        out += [f"{indent}    {t}" for t in terms]
+        out.append(f"{indent})")
+        return out
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """Math text broken at spaces into lines of at most ``width`` characters."""
+    if not text:
+        return []
+    import textwrap
+
+    return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
+
+
+def split_terms(code: str) -> list[str]:
+    """``a + b - c`` split before each top-level ``+``/``-`` (outside brackets)."""
+    terms, depth, start = [], 0, 0
+    for k, ch in enumerate(code):
+        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(ch, 0)
+        if depth == 0 and code[k : k + 3] in (" + ", " - "):
+            terms.append(code[start:k])
+            start = k + 1
+    terms.append(code[start:])
+    return [t.strip() for t in terms]
+
 
 @dataclass
 class Module:
@@ -149,7 +183,7 @@ def build_module(d: Derivation) -> Module:
             code = p.reduction(n.expr, list(n.labels), how="max")
         else:
             code = print_expr(expr, n.labels, {}, mod)
-        mod.forward.append(Line(n.name, code, f"{n.atom} = {n.expr}", shape_text(n, g)))
+        mod.forward.append(Line(n.name, code, "", shape_text(n, g)))
     mod.cache = [n.name for n in g.nodes if n.expr is not None and (n.user or n.name in read)]
     for name in needed:
         adj = d.adjoints[name]

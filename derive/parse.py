@@ -284,7 +284,7 @@ class _Builder:
 
     def check_exponent(self, exponent: Expr, node: ast.AST) -> None:
         """A constant exponent must stay within ``MAX_EXPONENT`` in magnitude."""
-        if any(True for _ in _names_and_calls(exponent)):
+        if any(isinstance(node, Name | Call) for node in walk(exponent)):
             return
         if not _abs_bound(exponent)[1] <= MAX_EXPONENT:
             raise self.fail(
@@ -385,11 +385,6 @@ def walk(expr: Expr) -> Iterator[Expr]:
             yield from walk(arg)
         for _, value in expr.kwargs:
             yield from walk(value)
-
-
-def _names_and_calls(expr: Expr) -> Iterator[Expr]:
-    """The Name and Call nodes of ``expr``."""
-    return (node for node in walk(expr) if isinstance(node, Name | Call))
 
 
 def names_in(expr: Expr) -> list[Name]:

@@ -89,6 +89,8 @@ class NumPyIndexPrinter(StrPrinter):
         other = rest[0][0] if len(rest) == 1 else sp.Piecewise(*rest)
         if cond == sp.true:
             return self._print(val)
+        if other == 0:  # a mask: multiplying by a bool array keeps the dtype
+            return f"{self.parenthesize(val, 50)} * ({self._print(cond)})"
         return f"np.where({self._print(cond)}, {self._print(val)}, {self._print(other)})"
 
     def _print_Relational(self, e: sp.core.relational.Relational) -> str:

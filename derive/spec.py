@@ -287,7 +287,7 @@ def _blank_strings(line: str, state: str | None) -> tuple[str, str | None]:
             i += 3
         elif char in "\"'":
             end = _string_end(line, i)
-            out.append(char + " " * (end - i - 2) + char)
+            out.append(char + " " * (end - i - 1))
             i = end
         elif char == "#":
             break
@@ -419,6 +419,12 @@ def _load_toml(text: str, ctx: _Ctx) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise _toml_error(str(err), text, ctx) from None
+    except RecursionError:
+        raise SpecError(
+            "invalid TOML: values are nested too deeply",
+            file=ctx.file,
+            hint="a spec needs at most a list inside an inline table",
+        ) from None
 
 
 def _toml_error(message: str, text: str, ctx: _Ctx) -> SpecError:
@@ -886,7 +892,7 @@ def _check_forward_name(
     if name in scope.dims:
         return
     j = index.get(name)
-    if j is not None:
+    if j is not None and j < i:
         return
     if j is not None:
         raise _order_error(name, i, j, scope, site, col, ctx)

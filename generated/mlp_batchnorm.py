@@ -105,8 +105,11 @@ def backward(params, batch, cache, g_loss=None):
     g_h1 = g_f @ W2  # (B, m)
     # g_y1[b, j] = (1 - h1[b, j]**2)*g_h1[b, j]
     g_y1 = (1 - h1**2)*g_h1  # (B, m)
-    # g_z1[b, j] = (B*g_y1[b, j] - xhat[b, j]*Sum(g_y1[b_1, j]*xhat[b_1, j], (b_1, 1, B)) - Sum(g_y1[b_1, j], (b_1, 1, B)))*gamma[j]/(B*std[j])
-    g_z1 = (-xhat*(np.einsum("ab,ab->b", g_y1, xhat)) - (g_y1.sum(axis=0)) + B*g_y1)*gamma/(B*std)  # (B, m)
+    # g_z1[b, j] = (B*g_y1[b, j] - xhat[b, j]*Sum(g_y1[b_1, j]*xhat[b_1, j], (b_1, 1, B)) -
+    # Sum(g_y1[b_1, j], (b_1, 1, B)))*gamma[j]/(B*std[j])
+    g_z1 = (  # (B, m)
+        (-xhat*(np.einsum("ab,ab->b", g_y1, xhat)) - (g_y1.sum(axis=0)) + B*g_y1)*gamma/(B*std)
+    )
     # g_b2[l] = Sum(g_f[b_1, l], (b_1, 1, B))
     g_b2 = g_f.sum(axis=0)  # (k,)
     # g_W2[l, j] = Sum(g_f[b_1, l]*h1[b_1, j], (b_1, 1, B))

@@ -47,13 +47,13 @@ def forward(params, batch):
     b2 = params["b2"]
     x = batch["x"]
     y = batch["y"]
-    mm = x @ W1  # (B, m)
-    h = np.maximum(b1 + mm, 0)  # (B, m)
+    z_h = (x @ W1) + b1  # (B, m)
+    h = np.maximum(z_h, 0)  # (B, m)
     yhat = (h @ W2) + b2  # (B, n)
     L = np.sum((yhat - y)**2, axis=-1)  # (B,)
     loss = L.mean()
     cache = {
-        "mm": mm,
+        "z_h": z_h,
         "h": h,
         "yhat": yhat,
         "L": L,
@@ -67,11 +67,10 @@ def backward(params, batch, cache, g_loss=None):
     g_loss (B,) weights the per-example losses (default: the mean).
     Each line gives the derived adjoint in index notation; g_X is dL/dX.
     """
-    b1 = params["b1"]
     W2 = params["W2"]
     x = batch["x"]
     y = batch["y"]
-    mm = cache["mm"]
+    z_h = cache["z_h"]
     h = cache["h"]
     yhat = cache["yhat"]
     if g_loss is None:
@@ -83,14 +82,16 @@ def backward(params, batch, cache, g_loss=None):
     g_yhat = 2*(yhat - y)*g_L[:, None]  # (B, n)
     # g_h[b, j] = Sum(W2[j, k_1]*g_yhat[b, k_1], (k_1, 1, n))
     g_h = g_yhat @ W2.T  # (B, m)
+    # g_z_h[b, j] = Piecewise((g_h[b, j], z_h[b, j] > 0), (0, True))
+    g_z_h = g_h * (z_h > 0)  # (B, m)
     # g_b2[k] = Sum(g_yhat[b_1, k], (b_1, 1, B))
     g_b2 = g_yhat.sum(axis=0)  # (n,)
     # g_W2[j, k] = Sum(g_yhat[b_1, k]*h[b_1, j], (b_1, 1, B))
     g_W2 = h.T @ g_yhat  # (m, n)
-    # g_b1[j] = Sum(Piecewise((g_h[b_1, j], b1[j] + mm[b_1, j] > 0), (0, True)), (b_1, 1, B))
-    g_b1 = np.sum(np.where((b1[:, None] + mm.T) > 0, g_h.T, 0), axis=-1)  # (m,)
-    # g_W1[i, j] = Sum(Piecewise((g_h[b_1, j]*x[b_1, i], b1[j] + mm[b_1, j] > 0), (0, True)), (b_1, 1, B))
-    g_W1 = np.sum(np.where((b1[:, None] + mm.T) > 0, g_h.T*x.T[:, None, :], 0), axis=-1)  # (d, m)
+    # g_b1[j] = Sum(g_z_h[b_1, j], (b_1, 1, B))
+    g_b1 = g_z_h.sum(axis=0)  # (m,)
+    # g_W1[i, j] = Sum(g_z_h[b_1, j]*x[b_1, i], (b_1, 1, B))
+    g_W1 = x.T @ g_z_h  # (d, m)
     return {
         "W1": g_W1,
         "b1": g_b1,

@@ -356,6 +356,13 @@ def test_unterminated_string_at_end_of_document() -> None:
     assert "invalid TOML" in err.message
 
 
+@pytest.mark.parametrize("value", ["[" * 5000, "{ a = " * 3000])
+def test_deeply_nested_toml(value: str) -> None:
+    err = error_of(EXAMPLE + f"junk = {value}\n")
+    assert err.message == "invalid TOML: values are nested too deeply"
+    assert err.hint
+
+
 def test_duplicate_key_is_located() -> None:
     text = mutate("k = 3", "k = 3\nk = 4")
     err = error_of(text)
