@@ -532,6 +532,7 @@ def graph_from_spec(spec) -> Graph:  # spec: derive.spec.Spec
     for eq in spec.forward:
         b.where = eq.name
         env[eq.name] = b.let(eq.name, b.from_ast(eq.expr, env))
+        b.node_of(env[eq.name]).meta["text"] = eq.text
     b.where = "loss"
     b.lines.setdefault("loss", spec.lines.get("loss", 0))
     g = b.loss(spec.loss, spec.reduction)

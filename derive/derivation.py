@@ -85,17 +85,19 @@ def derive(graph: Graph) -> Derivation:
     path = graph.on_loss_path()
     contrib: dict[str, list[sp.Expr]] = {n.name: [] for n in graph.nodes}
     adjoint_expr: dict[str, sp.Expr] = {graph.loss.name: adjoint_atom(graph.loss)}
-    local_steps: dict[str, list[Step]] = {}
+    pending: dict[str, list[Step]] = {n.name: [] for n in graph.nodes}  # local steps
     canon = Canon(graph, tables_for(graph))
     adjoints: dict[str, Adjoint] = {}
     for node in reversed(graph.nodes):
-        if node.name not in path or node.nograd:
+        if node.name not in path or node.nograd or _constant_input(graph, node):
             continue
+        named = node is graph.loss
         if node is not graph.loss:
             raw = sp.Add(*contrib[node.name])
             if node.user or staged(graph, node, path):
-                adjoints[node.name] = rewrite(graph, canon, node, raw, adjoints)
+                adjoints[node.name] = rewrite(graph, canon, node, raw, adjoints, pending[node.name])
                 adjoint_expr[node.name] = adjoint_atom(node)
+                named = True
             else:
                 adjoint_expr[node.name] = canon(raw)
         if node.expr is None:
@@ -104,9 +106,13 @@ def derive(graph: Graph) -> Derivation:
             if arg.name in path and not arg.nograd:
                 terms, steps = backprop(graph, node, arg, adjoint_expr[node.name])
                 contrib[arg.name].extend(terms)
-                local_steps.setdefault(node.name, []).extend(steps)
-    ordered = {n: adjoints[n] for n in reversed(list(adjoints))}
-    return Derivation(graph, dict(reversed(list(ordered.items()))), local_steps)
+                pending[arg.name] += ([] if named else pending[node.name]) + steps
+    return Derivation(graph, adjoints, {k: v for k, v in pending.items() if v})
+
+
+def _constant_input(graph: Graph, node: Node) -> bool:
+    """Targets and labels (one-hot, probability, binary inputs) get no adjoint."""
+    return node.kind == "input" and graph.input_kinds.get(node.name, "real") != "real"
 
 
 def staged(graph: Graph, node: Node, path: set[str]) -> bool:
@@ -182,9 +188,9 @@ def local_derivative(y: Node, body: sp.Expr, occ: sp.Expr) -> tuple[sp.Expr, Ste
             d = zform.subs(b, y.atom)  # algebraic: (u)^(-1/2) -> 1/h for h = u^(1/2)
         else:
             d = zform.xreplace({b: y.atom})
-    d = sp.piecewise_fold(d)
+    d = sp.factor_terms(sp.piecewise_fold(d))
     step = None
-    if d != zform:
+    if d.has(y.atom) and d != zform:
         step = Step(f"local derivative of {y.name} in its output", zform, d)
     return _restore(d, x, occ, others), _restore_step(step, x, occ, others)
 
@@ -207,9 +213,11 @@ def key(e: sp.Expr, graph: Graph) -> tuple[int, int]:
     return size(e), internal_atoms(e, graph)
 
 
-def rewrite(graph: Graph, canon: Canon, node: Node, raw: sp.Expr, done: dict) -> Adjoint:
+def rewrite(
+    graph: Graph, canon: Canon, node: Node, raw: sp.Expr, done: dict, local: list[Step]
+) -> Adjoint:
     """Greedy size-guarded rewriting of one named adjoint, each accepted step recorded."""
-    steps = [Step("chain rule", adjoint_atom(node), raw)]
+    steps = [*dict.fromkeys(local), Step("chain rule", adjoint_atom(node), raw)]
     canon.fired.clear()
     expr = canon(raw)
     if expr != raw:
@@ -219,13 +227,14 @@ def rewrite(graph: Graph, canon: Canon, node: Node, raw: sp.Expr, done: dict) ->
         best = None
         here = key(expr, graph)
         for rule, cand, saved in candidates(graph, canon, node, expr, done):
+            notes = "; ".join(dict.fromkeys(canon.fired))
             k = key(cand, graph)
             k = (k[0] - saved, k[1])
             if k < here and (best is None or k < best[2]):
-                best = (rule, cand, k)
+                best = (rule, cand, k, notes)
         if best is None:
             break
-        steps.append(Step(best[0], expr, best[1]))
+        steps.append(Step(best[0], expr, best[1], best[3]))
         expr = best[1]
     expr = compact(expr)
     uses = sorted(

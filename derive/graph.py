@@ -88,7 +88,7 @@ class Labels:
     Labels avoid every name the spec uses, so printed expressions stay unambiguous.
     """
 
-    POOL = "bijklnoqrsuvacefghp"
+    POOL = "bijknqrsuvwacefghp"
 
     def __init__(self, dims: dict[str, sp.Expr], taken: set[str]) -> None:
         self.sizes = dict(dims)

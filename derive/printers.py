@@ -192,7 +192,7 @@ class SpecPrinter(StrPrinter):
     printmethod = "_derive_spec"
 
     def __init__(self, plain: bool) -> None:
-        super().__init__({"order": "none"})
+        super().__init__()
         self.plain = plain
 
     def _print_Indexed(self, e: Indexed) -> str:

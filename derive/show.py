@@ -16,7 +16,7 @@ from sympy import Indexed, Sum, Symbol
 from derive.derivation import Derivation, adjoint_atom, adjoint_name
 from derive.graph import Node, atom_name
 from derive.printers import SpecPrinter
-from derive.simplify import Step, instantiate
+from derive.simplify import Canon, Step, instantiate, occurrences, tables_for
 
 
 def spec_str(e: sp.Expr) -> str:
@@ -54,12 +54,30 @@ def full_adjoint(d: Derivation, name: str, memo: dict[str, sp.Expr] | None = Non
             node = d.adjoints[target].node
             idx = a.indices if isinstance(a, Indexed) else ()
             subs[a] = instantiate(full_adjoint(d, target, memo), node.labels, idx, d.graph)
-    memo[name] = sp.factor_terms(seeded(d, expr.xreplace(subs)))
+    canon = Canon(d.graph, tables_for(d.graph))
+    memo[name] = sp.factor_terms(canon(seeded(d, expr.xreplace(subs))))
     return memo[name]
 
 
-def forward_expr(node: Node) -> sp.Expr:
-    return node.expr if node.expr is not None else node.atom
+def forward_expr(d: Derivation, node: Node) -> sp.Expr:
+    """The node's definition with unnamed intermediate values written out."""
+    if node.expr is None:
+        return node.atom
+    g = d.graph
+    expr = node.expr
+    for _ in range(len(g.nodes)):
+        subs = {}
+        for n in g.nodes:
+            if n.user or n.nograd or n.expr is None:
+                continue
+            for o in occurrences(expr, n):
+                subs[o] = instantiate(
+                    n.expr, n.labels, o.indices if isinstance(o, Indexed) else (), g
+                )
+        if not subs:
+            break
+        expr = expr.xreplace(subs)
+    return expr
 
 
 def step_json(d: Derivation, s: Step) -> dict[str, str]:
@@ -79,7 +97,9 @@ def show_json(d: Derivation) -> dict[str, Any]:
         if not node.user:
             continue
         entry: dict[str, Any] = {"kind": node.kind if node.kind in ("input", "param") else "value"}
-        entry["forward"] = spec_str(forward_expr(node))
+        entry["forward"] = spec_str(forward_expr(d, node))
+        if "text" in node.meta:
+            entry["equation"] = node.meta["text"]
         if node is g.loss:
             entry["adjoint"] = "1"
         elif node.name in d.adjoints:
@@ -103,13 +123,16 @@ def show_text(d: Derivation) -> str:
     for name, e in data["nodes"].items():
         if e["kind"] == "input" and "adjoint" not in e:
             continue
-        lines.append(f"{name} = {e['forward']}")
+        lines.append(f"{name} = {e.get('equation', e['forward'])}")
         if "adjoint" in e:
             lines.append(f"  dL/d{name} = {e['adjoint']}")
         if e.get("staged") and e["staged"] != e["adjoint"]:
             lines.append(f"    staged: {adjoint_name(name)} = {e['staged']}")
-        for s in e.get("steps", [])[1:]:
+        for s in e.get("steps", []):
             note = f"   [{s['note']}]" if s["note"] else ""
-            lines.append(f"    {s['rule']}: {s['after']}{note}")
+            if s["rule"].startswith("local derivative"):
+                lines.append(f"    {s['rule']}: {s['before']} = {s['after']}")
+            else:
+                lines.append(f"    {s['rule']}: {s['after']}{note}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

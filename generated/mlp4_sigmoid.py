@@ -107,31 +107,31 @@ def backward(params, batch, cache, g_loss=None):
         weight = 1 / per_example.shape[0] if REDUCTION == "mean" else 1
         g_loss = np.full_like(per_example, weight)
     g_L = g_loss
-    # g_f[b, o] = (p[b, o] - t[b, o])*g_L[b]
+    # g_f[b, r] = (p[b, r] - t[b, r])*g_L[b]
     g_f = (p - t)*g_L[:, None]  # (m, k)
-    # g_h3[b, n] = Sum(W4[o_1, n]*g_f[b, o_1], (o_1, 1, k))
+    # g_h3[b, q] = Sum(W4[r_1, q]*g_f[b, r_1], (r_1, 1, k))
     g_h3 = g_f @ W4  # (m, n3)
-    # g_z_h3[b, n] = (1 - h3[b, n])*g_h3[b, n]*h3[b, n]
+    # g_z_h3[b, q] = (1 - h3[b, q])*g_h3[b, q]*h3[b, q]
     g_z_h3 = (1 - h3)*g_h3*h3  # (m, n3)
-    # g_h2[b, l] = Sum(W3[n_1, l]*g_z_h3[b, n_1], (n_1, 1, n3))
+    # g_h2[b, n] = Sum(W3[q_1, n]*g_z_h3[b, q_1], (q_1, 1, n3))
     g_h2 = g_z_h3 @ W3  # (m, n2)
-    # g_z_h2[b, l] = (1 - h2[b, l])*g_h2[b, l]*h2[b, l]
+    # g_z_h2[b, n] = (1 - h2[b, n])*g_h2[b, n]*h2[b, n]
     g_z_h2 = (1 - h2)*g_h2*h2  # (m, n2)
-    # g_h1[b, j] = Sum(W2[l_1, j]*g_z_h2[b, l_1], (l_1, 1, n2))
+    # g_h1[b, j] = Sum(W2[n_1, j]*g_z_h2[b, n_1], (n_1, 1, n2))
     g_h1 = g_z_h2 @ W2  # (m, n1)
     # g_z_h1[b, j] = (1 - h1[b, j])*g_h1[b, j]*h1[b, j]
     g_z_h1 = (1 - h1)*g_h1*h1  # (m, n1)
-    # g_b4[o] = Sum(g_f[b_1, o], (b_1, 1, m))
+    # g_b4[r] = Sum(g_f[b_1, r], (b_1, 1, m))
     g_b4 = g_f.sum(axis=0)  # (k,)
-    # g_W4[o, n] = Sum(g_f[b_1, o]*h3[b_1, n], (b_1, 1, m))
+    # g_W4[r, q] = Sum(g_f[b_1, r]*h3[b_1, q], (b_1, 1, m))
     g_W4 = g_f.T @ h3  # (k, n3)
-    # g_b3[n] = Sum(g_z_h3[b_1, n], (b_1, 1, m))
+    # g_b3[q] = Sum(g_z_h3[b_1, q], (b_1, 1, m))
     g_b3 = g_z_h3.sum(axis=0)  # (n3,)
-    # g_W3[n, l] = Sum(g_z_h3[b_1, n]*h2[b_1, l], (b_1, 1, m))
+    # g_W3[q, n] = Sum(g_z_h3[b_1, q]*h2[b_1, n], (b_1, 1, m))
     g_W3 = g_z_h3.T @ h2  # (n3, n2)
-    # g_b2[l] = Sum(g_z_h2[b_1, l], (b_1, 1, m))
+    # g_b2[n] = Sum(g_z_h2[b_1, n], (b_1, 1, m))
     g_b2 = g_z_h2.sum(axis=0)  # (n2,)
-    # g_W2[l, j] = Sum(g_z_h2[b_1, l]*h1[b_1, j], (b_1, 1, m))
+    # g_W2[n, j] = Sum(g_z_h2[b_1, n]*h1[b_1, j], (b_1, 1, m))
     g_W2 = g_z_h2.T @ h1  # (n2, n1)
     # g_b1[j] = Sum(g_z_h1[b_1, j], (b_1, 1, m))
     g_b1 = g_z_h1.sum(axis=0)  # (n1,)

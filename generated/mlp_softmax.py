@@ -89,15 +89,15 @@ def backward(params, batch, cache, g_loss=None):
         weight = 1 / per_example.shape[0] if REDUCTION == "mean" else 1
         g_loss = np.full_like(per_example, weight)
     g_L = g_loss
-    # g_f[b, l] = (p[b, l] - t[b, l])*g_L[b]
+    # g_f[b, n] = (p[b, n] - t[b, n])*g_L[b]
     g_f = (p - t)*g_L[:, None]  # (B, k)
-    # g_h1[b, j] = Sum(W2[l_1, j]*g_f[b, l_1], (l_1, 1, k))
+    # g_h1[b, j] = Sum(W2[n_1, j]*g_f[b, n_1], (n_1, 1, k))
     g_h1 = g_f @ W2  # (B, m)
     # g_z1[b, j] = (1 - h1[b, j])*g_h1[b, j]*h1[b, j]
     g_z1 = (1 - h1)*g_h1*h1  # (B, m)
-    # g_b2[l] = Sum(g_f[b_1, l], (b_1, 1, B))
+    # g_b2[n] = Sum(g_f[b_1, n], (b_1, 1, B))
     g_b2 = g_f.sum(axis=0)  # (k,)
-    # g_W2[l, j] = Sum(g_f[b_1, l]*h1[b_1, j], (b_1, 1, B))
+    # g_W2[n, j] = Sum(g_f[b_1, n]*h1[b_1, j], (b_1, 1, B))
     g_W2 = g_f.T @ h1  # (k, m)
     # g_b1[j] = Sum(g_z1[b_1, j], (b_1, 1, B))
     g_b1 = g_z1.sum(axis=0)  # (m,)
