@@ -155,6 +155,13 @@ class Builder:
         self.const_env[name] = Tensor(self, Symbol(name, real=True), ())
         return self.const_env[name]
 
+    def value(self, name: str) -> Tensor:
+        """The value already declared or computed under ``name``."""
+        node = next((n for n in reversed(self.nodes) if n.name == name), None)
+        if node is None:
+            raise self.error(f"unknown name '{name}'", suggest(name, [n.name for n in self.nodes]))
+        return Tensor(self, node.atom, node.dims)
+
     def size(self, dim: str | int) -> Tensor:
         return Tensor(self, self.labels.size(dim), ())
 
@@ -203,7 +210,8 @@ class Builder:
     def let(self, name: str, value: Tensor | float) -> Tensor:
         """Name a value: it becomes a user node whose adjoint stays named."""
         t = self.lift(value)
-        self._name_preactivations(name)
+        renamed = self._name_preactivations(name)
+        t = Tensor(self, t.expr.xreplace(renamed), t.dims)
         node = self.node_of(t)
         if node is not None and not node.user and node.kind not in ("input", "param"):
             self._taken.discard(node.name)
@@ -218,20 +226,34 @@ class Builder:
         self._equation_start = len(self.nodes)
         return Tensor(self, node.atom, t.dims)
 
-    def _name_preactivations(self, name: str) -> None:
-        """Call the unnamed argument of an activation in ``name = act(...)`` ``z_name``."""
-        for node in self.nodes[self._equation_start :]:
-            if node.name.startswith(PREACTIVATION) and not node.user and not node.meta:
-                self._taken.discard(node.name)
-                self._rename(node, self.fresh(f"z_{name}"))
+    def _name_preactivations(self, name: str) -> dict:
+        """Call the unnamed argument of an activation in ``name = act(...)`` ``z_name``.
 
-    def _rename(self, node: Node, name: str) -> None:
+        Returns the renaming of bases (old -> new) for expressions built before it.
+        """
+        renamed: dict = {}
+        for node in self.nodes[self._equation_start :]:
+            if node.meta.get("preactivation") and not node.user:
+                old = node.name
+                renamed.update(self._rename(node, self.fresh(f"z_{name}")))
+                for other in self.nodes[self._equation_start :]:
+                    if other.name.endswith(f"_{old}") and not other.user:
+                        stem = other.name[: -len(old)] + node.name
+                        renamed.update(self._rename(other, self.fresh(stem)))
+        return renamed
+
+    def _rename(self, node: Node, name: str) -> dict:
+        """Rename ``node`` everywhere it is used; returns ``{old base: new base}``."""
+        self._taken.discard(node.name)
+        self._taken.add(name)
         old = node.atom
         node.name = name
         new = node.atom
+        mapping = {old.base: new.base} if old.is_Indexed else {old: new}
         for n in self.nodes:
             if n.expr is not None and node in n.args:
-                n.expr = n.expr.xreplace({old.base: new.base} if old.is_Indexed else {old: new})
+                n.expr = n.expr.xreplace(mapping)
+        return mapping
 
     def materialize(self, t: Tensor, stem: str = "u") -> Tensor:
         if self.node_of(t) is not None:
@@ -380,10 +402,12 @@ class Builder:
             self.node_of(t).nograd = True
             return t
         if op == "argmax":
-            raise self.error(
-                "argmax has no derivative, so the loss cannot depend on it",
-                "compute accuracy outside the spec, or use softmax(f) in the loss",
-            )
+            t = self.row_max(ts[0])
+            node = self.node_of(t)
+            node.op = node.kind = "argmax"
+            node.meta["line"] = self.lines.get(self.where or "")
+            node.meta["where"] = self.where
+            return t
         if op in ELEMENTWISE:
             return self.elementwise(op, ts[0], kwargs)
         if op in MACROS:
@@ -418,15 +442,26 @@ class Builder:
         if node is None and a.expr.has(Sum, *contracted):
             a = self.materialize(a, PREACTIVATION)  # z = W @ x + b: its adjoint is shared
             node = self.node_of(a)
+            node.meta["preactivation"] = True
         stem = op if node is None else f"{op}_{node.name}"
         return self.add_node(fn(a.expr, *extra), a.dims, stem, op=op)
+
+    def _argument(self, a: Tensor) -> Tensor:
+        """A macro argument as a node of its own (the caller's value, not the macro's)."""
+        if not a.dims or self.node_of(a) is not None:
+            return a
+        a = self.materialize(a, PREACTIVATION)
+        self.node_of(a).meta["preactivation"] = True
+        return a
 
     def expand_macro(self, op: str, params: Sequence[str], stmts, args: list[Tensor]) -> Tensor:
         if len(args) != len(params):
             raise self.error(f"{op}() takes {len(params)} arguments, got {len(args)}")
+        if len(stmts) > 1:  # a lazy argument used by several statements is computed once
+            args = [self._argument(a) for a in args]
+        first = len(self.nodes)
         env = {**self.const_env, **dict(zip(params, args, strict=True))}
         result: Tensor | None = None
-        first = len(self.nodes)
         for local, ast in stmts:
             start = len(self.nodes)
             result = self.from_ast(ast, env)
@@ -439,7 +474,8 @@ class Builder:
                     result = Tensor(self, node.atom, result.dims)
             env[local] = result
         for node in self.nodes[first:]:
-            node.meta.setdefault("macro", op)
+            if not node.meta.get("preactivation"):
+                node.meta.setdefault("macro", op)
         assert result is not None
         return result
 
@@ -467,6 +503,25 @@ class Builder:
             return self.call(e.func, *args, **kwargs)
         raise self.error(f"unsupported expression {e!r}")  # pragma: no cover
 
+    def _reject_argmax_on_path(self, loss: Node) -> None:
+        """An op with no derivative may compute a prediction, but the loss may not use it."""
+        seen, todo = set(), [loss]
+        while todo:
+            n = todo.pop()
+            if n.name in seen:
+                continue
+            seen.add(n.name)
+            if n.kind == "argmax":
+                raise SpecError(
+                    f"{n.meta['where']}: argmax has no derivative, and the loss "
+                    f"'{loss.name}' depends on it",
+                    file=self.file,
+                    line=n.meta["line"],
+                    hint="compute predictions beside the loss, not in it; "
+                    "use softmax(f) where the loss needs probabilities",
+                )
+            todo.extend(n.args)
+
     # ----- finish -------------------------------------------------------------------------------
     def loss(self, name: str, reduction: str = "mean") -> Graph:
         node = next((n for n in self.nodes if n.name == name and n.user), None)
@@ -482,6 +537,7 @@ class Builder:
             )
         if node.nograd:
             raise self.error(f"the loss '{name}' does not depend on any parameter")
+        self._reject_argmax_on_path(node)
         return Graph(
             name=self.name,
             description=self.description,

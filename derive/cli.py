@@ -54,11 +54,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_gen(args: argparse.Namespace) -> int:
+    from derive.emit_numpy import write_atomic
     from derive.pipeline import generate
 
     stale = 0
-    for spec in args.specs:
-        g = generate(spec, args.out, write=not args.check)
+    done = [generate(spec, args.out, write=False) for spec in args.specs]  # all or nothing
+    for spec, g in zip(args.specs, done, strict=True):
+        if not args.check and g.changed:
+            write_atomic(g.path, g.text)
         if args.check:
             if g.changed:
                 stale += 1

@@ -253,7 +253,21 @@ def compact(e: sp.Expr) -> sp.Expr:
     plain = sp.factor_terms(e)
     together = sp.factor_terms(sp.together(e))
     best = together if size(together) <= size(plain) else plain
-    return sp.piecewise_fold(best) if best.has(sp.Piecewise) else best
+    return fold_piecewise(best) if best.has(sp.Piecewise) else best
+
+
+def fold_piecewise(e: sp.Expr) -> sp.Expr:
+    """``g Piecewise((1, c), (a, True))`` → ``Piecewise((g, c), (a g, True))``, not across sums.
+
+    The folded form is emitted as ``np.where(c, g, a * g)``, which keeps ``g``'s dtype.
+    """
+    if isinstance(e, Sum):
+        return Sum(fold_piecewise(e.function), *e.limits)
+    if not e.has(Sum):
+        return sp.piecewise_fold(e)
+    if e.is_Atom or isinstance(e, Indexed):
+        return e
+    return e.func(*[fold_piecewise(a) for a in e.args])
 
 
 def candidates(graph: Graph, canon: Canon, node: Node, expr: sp.Expr, done: dict):
@@ -269,6 +283,9 @@ def candidates(graph: Graph, canon: Canon, node: Node, expr: sp.Expr, done: dict
                 if cand is not None:
                     canon.fired.clear()
                     yield f"fold {a.name} into {y.name}", canon(cand), 0
+    if not expr.has(Sum):
+        canon.fired.clear()
+        yield "cancel common factors", canon(sp.cancel(expr)), 0
     for total in expr.atoms(Sum):
         inside = {atom_name(a) for a in total.atoms(Indexed, Symbol)}
         for name in sorted(n for n in inside if n):

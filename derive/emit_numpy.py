@@ -178,9 +178,9 @@ def build_module(d: Derivation) -> Module:
         if n.expr is None or n.name in inline or n.name not in live:
             continue
         expr = inline_nodes(stable[n.name], g, {k: stable[k] for k in inline})
-        if n.kind == "max":
+        if n.kind in ("max", "argmax"):
             p = NumPyIndexPrinter(n.labels)
-            code = p.reduction(n.expr, list(n.labels), how="max")
+            code = p.reduction(n.expr, list(n.labels), how=n.kind)
         else:
             code = print_expr(expr, n.labels, {}, mod)
         mod.forward.append(Line(n.name, code, "", shape_text(n, g)))
@@ -188,9 +188,12 @@ def build_module(d: Derivation) -> Module:
     for name in needed:
         adj = d.adjoints[name]
         node = adj.node
-        code = print_expr(adj.expr, node.labels, {}, mod)
         target = adjoint_name(name)
-        math = f"{target}{_idx(node)} = {adj.expr}"
+        expr = adj.expr
+        math = f"{target}{_idx(node)} = {expr}"
+        if expr.has(sp.Piecewise):
+            expr = hoist_sums(expr, target, node, g, mod)
+        code = print_expr(expr, node.labels, {}, mod)
         mod.backward.append(Line(target, code, math, shape_text(node, g)))
     mod.sizes_forward = size_lines(g, [ln.code for ln in mod.forward])
     mod.sizes_backward = size_lines(g, [ln.code for ln in mod.backward])
@@ -205,6 +208,22 @@ def build_module(d: Derivation) -> Module:
 
 def _words(codes: list[str]) -> set[str]:
     return set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", " ".join(codes)))
+
+
+def hoist_sums(expr: sp.Expr, target: str, node: Node, g: Graph, mod: Module) -> sp.Expr:
+    """Compute the sums in ``expr`` first, so ``np.where`` picks between arrays, not products.
+
+    ``np.where(z >= 0, up, 0.1 * up)`` keeps the dtype of ``up``; multiplying by
+    ``np.where(z >= 0, 1, 0.1)`` would promote float32 to float64.
+    """
+    subs = {}
+    for k, total in enumerate(sorted(expr.atoms(sp.Sum), key=str)):
+        name = f"{target}_in" if k == 0 else f"{target}_in{k + 1}"
+        labels = tuple(lab for lab in node.labels if lab in total.free_symbols)
+        code = print_expr(total, labels, {}, mod)
+        mod.backward.append(Line(name, code, "", ""))
+        subs[total] = sp.Indexed(sp.IndexedBase(name), *labels) if labels else sp.Symbol(name)
+    return sp.piecewise_fold(expr.xreplace(subs))
 
 
 def live_nodes(g: Graph, stable: dict[str, sp.Expr], read: set) -> set[str]:
@@ -302,6 +321,9 @@ def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a generated module is an ordinary file
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)

@@ -127,6 +127,8 @@ class NumPyIndexPrinter(StrPrinter):
             rest_labels = [lab for lab in a.indices if lab not in js]
             axis = list(a.indices).index(js[0])
             inner = f"{self.var(a.base.label.name)}.{how}(axis={axis})"
+            if how == "argmax":
+                inner = f"np.argmax({self.var(a.base.label.name)}, axis={axis})"
             return pre + align(inner, rest_labels, free) if free else pre + inner
         sub = NumPyIndexPrinter([*free, *js], self.names)
         text = sub.doprint(rest)
