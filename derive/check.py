@@ -170,7 +170,7 @@ def symbolic_check(graph: Graph, module: Any, *, seed: int = 0, points: int = 3)
     param_syms = [s for name in graph.params for s in leaves[name].reshape(-1)]
     grads = [sp.diff(total, s) for s in param_syms]
     all_syms = [s for arr in leaves.values() for s in arr.reshape(-1)]
-    fn = sp.lambdify(all_syms, grads, modules="numpy", cse=True)
+    fn = sp.lambdify(all_syms, grads, modules="math", cse=True)  # scalars: Piecewise as if-else
     dims = {d: v for d, v in sizes.items() if d in graph.dims}
     worst: dict[str, float] = {name: 0.0 for name in graph.params}
     for _ in range(points):
