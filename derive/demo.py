@@ -21,10 +21,13 @@ def run_demo(out: Path, epochs: int = 30) -> int:
     print("2. Derivation (per-example adjoints, each step recorded)\n")
     for name in ("f", "z1"):
         node = shown[name]
-        print(f"   dL/d{name}:")
+        print(f"   dL/d{name}, staged as g_{name}:")
         for s in node["steps"]:
             note = f"   [{s['note']}]" if s["note"] else ""
-            print(f"     {s['rule']:<28} {s['after']}{note}")
+            if s["rule"].startswith("local derivative"):
+                print(f"     {s['rule']}:\n         {s['before']}  =  {s['after']}")
+            else:
+                print(f"     {s['rule']}:\n         {s['after']}{note}")
         print(f"     => dL/d{name} = {node['staged']}\n")
     print(f"3. Emitted {gen.path}\n")
     for line in gen.text.splitlines():

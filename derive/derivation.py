@@ -23,7 +23,7 @@ import sympy as sp
 from sympy import Indexed, Sum, Symbol
 
 from derive.graph import Graph, Node, atom_name, entry, split_sum
-from derive.ops import ElementwiseOp, H, Z, local_output_form, written_out
+from derive.ops import H, Z, local_output_form, written_out
 from derive.simplify import (
     Canon,
     Step,
@@ -62,14 +62,7 @@ class Derivation:
 
     graph: Graph
     adjoints: dict[str, Adjoint]
-    local_steps: dict[str, list[Step]]
-
-    @property
-    def seed(self) -> Node:
-        return self.graph.loss
-
-    def order(self) -> list[str]:
-        return list(self.adjoints)
+    local_steps: dict[str, list[Step]]  # local derivatives met on the way to each value
 
     def needed(self) -> list[str]:
         """Named adjoints the parameter gradients depend on, in computation order."""
@@ -226,7 +219,7 @@ def rewrite(
     for _ in range(40):
         best = None
         here = key(expr, graph)
-        for rule, cand, saved in candidates(graph, canon, node, expr, done):
+        for rule, cand, saved in candidates(graph, canon, expr, done):
             notes = "; ".join(dict.fromkeys(canon.fired))
             k = key(cand, graph)
             k = (k[0] - saved, k[1])
@@ -236,7 +229,10 @@ def rewrite(
             break
         steps.append(Step(best[0], expr, best[1], best[3]))
         expr = best[1]
-    expr = compact(expr)
+    final = compact(expr)
+    if final != expr:
+        steps.append(Step("collect into one fraction", expr, final))
+    expr = final
     uses = sorted(
         {
             atom_name(a)[2:]
@@ -270,7 +266,7 @@ def fold_piecewise(e: sp.Expr) -> sp.Expr:
     return e.func(*[fold_piecewise(a) for a in e.args])
 
 
-def candidates(graph: Graph, canon: Canon, node: Node, expr: sp.Expr, done: dict):
+def candidates(graph: Graph, canon: Canon, expr: sp.Expr, done: dict):
     """Every one-step rewrite of ``expr`` worth trying: folds, unfolds, inlined adjoints."""
     by_name = {n.name: n for n in graph.nodes}
     present = {atom_name(a) for a in expr.atoms(Indexed, Symbol)}
@@ -364,7 +360,3 @@ def inline_adjoint(graph: Graph, adj: Adjoint, expr: sp.Expr) -> sp.Expr:
             idx = o.indices if isinstance(o, Indexed) else ()
             subs[o] = instantiate(adj.expr, adj.node.labels, idx, graph)
     return expr.xreplace(subs)
-
-
-def is_elementwise_call(e: sp.Expr) -> bool:
-    return isinstance(e, ElementwiseOp)

@@ -106,7 +106,8 @@ def show_json(d: Derivation) -> dict[str, Any]:
             adj = d.adjoints[node.name]
             entry["adjoint"] = spec_str(full_adjoint(d, node.name, memo))
             entry["staged"] = spec_str(seeded(d, adj.expr))
-            entry["steps"] = [step_json(d, s) for s in adj.steps]
+            steps = [step_json(d, s) for s in adj.steps]
+            entry["steps"] = [s for s in steps if s["before"] != s["after"] or s["note"]]
         nodes[node.name] = entry
     return {
         "name": g.name,
