@@ -18,6 +18,7 @@ adjoint is then rewritten by :func:`rewrite`, every step recorded.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import sympy as sp
 from sympy import Indexed, Sum, Symbol
@@ -162,14 +163,14 @@ def local_derivative(y: Node, body: sp.Expr, occ: sp.Expr) -> tuple[sp.Expr, Ste
     (fitted and proved); otherwise any copy of the body inside the derivative is
     replaced by the node's value (``exp' = h``, ``tanh' = 1 - h²``).
     """
-    x = sp.Dummy("x", real=True)
+    x = _X
     others = {
         o: sp.Dummy(real=True)
         for o in body.atoms(Indexed)
         if o != occ and atom_name(o) == atom_name(occ)
     }
     b = body.xreplace(others).xreplace({occ: x})
-    zform = sp.diff(b, x)
+    zform = _diff(b)
     d = zform
     if y.kind == "pointwise" and b != x:
         form = None
@@ -186,6 +187,15 @@ def local_derivative(y: Node, body: sp.Expr, occ: sp.Expr) -> tuple[sp.Expr, Ste
     if d.has(y.atom) and d != zform:
         step = Step(f"local derivative of {y.name} in its output", zform, d)
     return _restore(d, x, occ, others), _restore_step(step, x, occ, others)
+
+
+_X = sp.Symbol("_x", real=True)  # spec names never start with "_"
+
+
+@lru_cache(maxsize=4096)
+def _diff(body: sp.Expr) -> sp.Expr:
+    """``∂body/∂_x``, cached: every layer of a deep net asks for the same sigmoid'."""
+    return sp.diff(body, _X)
 
 
 def _restore_step(step: Step | None, x: sp.Dummy, occ: sp.Expr, others: dict) -> Step | None:
