@@ -297,8 +297,21 @@ def render(d: Derivation, spec_path: str | None = None) -> str:
         "batch": g.batch_size.name,
         "first_input": next(iter(g.inputs)),
     }
+    env.filters["py"] = py_literal
     text = env.get_template("numpy_module.py.j2").render(**ctx)
     return text
+
+
+def py_literal(v: object) -> str:
+    """Python source for a literal of dicts, tuples, strings, numbers and None (double quotes)."""
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{py_literal(k)}: {py_literal(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, tuple):
+        inner = ", ".join(py_literal(x) for x in v)
+        return f"({inner},)" if len(v) == 1 else f"({inner})"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(v)
 
 
 def init_code(g: Graph, name: str) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 NAME = "swish"
 LOSS = "L"
 REDUCTION = "mean"
-DIMS = {"d": 3, "k": 2, "m": 4}
+DIMS = {"d": 3, "m": 4, "k": 2}
 INPUTS = {
     "x": (("d",), "real"),
     "t": (("k",), "probability"),
@@ -126,6 +126,9 @@ def init_params(seed=0, dims=None, dtype=np.float64):
     sizes = {**DIMS, **(dims or {})}
 
     def shape(name):
+        missing = [d for d in PARAMS[name] if isinstance(d, str) and sizes[d] is None]
+        if missing:
+            raise ValueError(f"no size for {missing}: pass init_params(dims=...) with them")
         return tuple(d if isinstance(d, int) else sizes[d] for d in PARAMS[name])
 
     def glorot(rng, shp):

@@ -79,6 +79,9 @@ def init_params(seed=0, dims=None, dtype=np.float64):
     sizes = {**DIMS, **(dims or {})}
 
     def shape(name):
+        missing = [d for d in PARAMS[name] if isinstance(d, str) and sizes[d] is None]
+        if missing:
+            raise ValueError(f"no size for {missing}: pass init_params(dims=...) with them")
         return tuple(d if isinstance(d, int) else sizes[d] for d in PARAMS[name])
 
     def glorot(rng, shp):
