@@ -312,7 +312,9 @@ def test_toy_norm_gradient_is_two_q_x_transposed(modules: dict[str, ModuleType])
 
 def test_open_dims_are_none_in_the_module_and_init_asks_for_them(tmp_path: Path) -> None:
     spec = tmp_path / "open.toml"
-    spec.write_text((ROOT / "examples" / "mlp_softmax.toml").read_text().replace("d = 4", 'd = "any"'))
+    spec.write_text(
+        (ROOT / "examples" / "mlp_softmax.toml").read_text().replace("d = 4", 'd = "any"')
+    )
     mod = load_module(generate(spec, tmp_path).path)
     assert mod.DIMS == {"d": None, "m": 5, "k": 3}
     with pytest.raises(ValueError, match="no size for"):
