@@ -32,6 +32,7 @@ from derive.simplify import (
     freshen,
     instantiate,
     internal_atoms,
+    merge_sums,
     occurrences,
     size,
     tables_for,
@@ -256,6 +257,7 @@ def rewrite(
 
 def compact(e: sp.Expr) -> sp.Expr:
     """One fraction with common factors pulled out, as written on slides (if not larger)."""
+    e = merge_sums(e)
     plain = sp.factor_terms(e)
     together = sp.factor_terms(sp.together(e))
     best = together if size(together) <= size(plain) else plain

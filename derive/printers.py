@@ -194,8 +194,14 @@ class SpecPrinter(StrPrinter):
     printmethod = "_derive_spec"
 
     def __init__(self, plain: bool) -> None:
-        super().__init__()
+        super().__init__({"order": "none"})
         self.plain = plain
+
+    def _as_ordered_terms(self, expr: sp.Expr, order: str | None = None) -> list:
+        """Added terms before subtracted ones: ``yhat - y``, ``p - t``."""
+        return sorted(
+            expr.args, key=lambda t: (t.could_extract_minus_sign(), sp.default_sort_key(t))
+        )
 
     def _print_Indexed(self, e: Indexed) -> str:
         if self.plain:

@@ -16,7 +16,7 @@ from sympy import Indexed, Sum, Symbol
 from derive.derivation import Derivation, adjoint_atom, adjoint_name
 from derive.graph import Node, atom_name
 from derive.printers import SpecPrinter
-from derive.simplify import Canon, Step, instantiate, occurrences, tables_for
+from derive.simplify import Canon, Step, instantiate, merge_sums, occurrences, size, tables_for
 
 
 def spec_str(e: sp.Expr) -> str:
@@ -55,7 +55,10 @@ def full_adjoint(d: Derivation, name: str, memo: dict[str, sp.Expr] | None = Non
             idx = a.indices if isinstance(a, Indexed) else ()
             subs[a] = instantiate(full_adjoint(d, target, memo), node.labels, idx, d.graph)
     canon = Canon(d.graph, tables_for(d.graph))
-    memo[name] = sp.factor_terms(canon(seeded(d, expr.xreplace(subs))))
+    direct = seeded(d, expr.xreplace(subs))
+    full = canon(direct)
+    forms = [direct, full, merge_sums(full), merge_sums(full, tidy=sp.factor)]
+    memo[name] = min((sp.factor_terms(f) for f in forms), key=size)
     return memo[name]
 
 
@@ -121,7 +124,9 @@ def show_json(d: Derivation) -> dict[str, Any]:
 def show_text(d: Derivation) -> str:
     data = show_json(d)
     lines = [f"{data['name']}: adjoints of the per-example loss {data['loss']}", ""]
-    for name, e in data["nodes"].items():
+    rank = {"value": 0, "param": 1, "input": 2}
+    ordered = sorted(data["nodes"].items(), key=lambda kv: rank[kv[1]["kind"]])
+    for name, e in ordered:
         if e["kind"] == "input" and "adjoint" not in e:
             continue
         lines.append(f"{name} = {e.get('equation', e['forward'])}")

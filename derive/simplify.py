@@ -60,6 +60,35 @@ def distribute(e: sp.Expr) -> sp.Expr:
     return e
 
 
+def merge_sums(e: sp.Expr, tidy=sp.factor_terms) -> sp.Expr:
+    """``Σ_j a + Σ_j b`` → ``Σ_j (a + b)`` with the body factored, recursively.
+
+    Sums over the same limits (after canonical relabelling) become one, as written by hand:
+    ``Σ x yhat - Σ x y`` → ``Σ x (yhat - y)``.  ``tidy`` rewrites each merged body
+    (``factor_terms`` for code; ``factor`` for display, where cost matters less).
+    """
+    if e.is_Atom or isinstance(e, Indexed):
+        return e
+    if isinstance(e, Sum):
+        return Sum(merge_sums(tidy(e.function), tidy), *e.limits)
+    args = [merge_sums(a, tidy) for a in e.args]
+    if not isinstance(e, Add):
+        return e.func(*args)
+    groups: dict[tuple, list[sp.Expr]] = {}
+    rest = []
+    for term in args:
+        coeff, sums = term.as_independent(Sum, as_Add=False)
+        if isinstance(sums, Sum) and not coeff.has(Indexed):  # moving b[i] inside costs a loop
+            groups.setdefault(sums.limits, []).append(coeff * sums.function)
+        else:
+            rest.append(term)
+    merged = [
+        Sum(tidy(Add(*bodies)), *limits) if len(bodies) > 1 else Sum(bodies[0], *limits)
+        for limits, bodies in groups.items()
+    ]
+    return Add(*rest, *merged)
+
+
 def size(e: sp.Expr) -> int:
     return int(sp.count_ops(e, visual=False)) + len(e.atoms(Indexed))
 
