@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +20,15 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as err:
         print(str(err), file=sys.stderr)
         return 2
+    except Exception as err:  # a bug in derive, not in the spec
+        if os.environ.get("DERIVE_DEBUG"):
+            raise
+        print(
+            f"derive: internal error ({type(err).__name__}: {err}); this is a bug in derive, "
+            "not in your spec\n  hint: rerun with DERIVE_DEBUG=1 to see the traceback",
+            file=sys.stderr,
+        )
+        return 3
     except KeyboardInterrupt:  # pragma: no cover
         return 130
 
@@ -60,6 +70,8 @@ def cmd_gen(args: argparse.Namespace) -> int:
     stale = 0
     done = [generate(spec, args.out, write=False) for spec in args.specs]  # all or nothing
     for spec, g in zip(args.specs, done, strict=True):
+        for name in g.derivation.unused_params:
+            print(f"{spec}: warning: the loss does not depend on '{name}'", file=sys.stderr)
         if not args.check and g.changed:
             write_atomic(g.path, g.text)
         if args.check:

@@ -66,6 +66,11 @@ class Derivation:
     adjoints: dict[str, Adjoint]
     local_steps: dict[str, list[Step]]  # local derivatives met on the way to each value
 
+    @property
+    def unused_params(self) -> list[str]:
+        """Parameters the loss does not depend on (their gradient is zero)."""
+        return [name for name in self.graph.params if name not in self.adjoints]
+
     def needed(self) -> list[str]:
         """Named adjoints the parameter gradients depend on, in computation order."""
         need = set(self.graph.params)

@@ -195,6 +195,10 @@ def build_module(d: Derivation) -> Module:
             expr = hoist_sums(expr, target, node, g, mod)
         code = print_expr(expr, node.labels, {}, mod)
         mod.backward.append(Line(target, code, math, shape_text(node, g)))
+    for name in g.params:
+        if name not in d.adjoints:
+            why = f"{name} does not affect the loss {g.loss.name}"
+            mod.backward.append(Line(adjoint_name(name), f"np.zeros_like({name})", why))
     mod.sizes_forward = size_lines(g, [ln.code for ln in mod.forward])
     mod.sizes_backward = size_lines(g, [ln.code for ln in mod.backward])
     fwd_words = _words([ln.code for ln in mod.forward + mod.sizes_forward])

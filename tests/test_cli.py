@@ -382,3 +382,19 @@ def test_gen_real_target_code_uses_the_sum_of_t(
     np.testing.assert_allclose(grads["b2"], expected_g_f.sum(axis=0), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(grads["W2"], expected_g_f.T @ cache["h1"], rtol=1e-12, atol=1e-14)
     assert not np.allclose(grads["b2"], (p - batch["t"]).sum(axis=0) / 5)
+
+
+def test_unused_parameter_warns_and_gets_a_zero_gradient(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = variant(
+        tmp_path, 'b2 = { shape = ["k"] }', 'b2 = { shape = ["k"] }\nW3 = { shape = ["k", "k"] }'
+    )
+    out = tmp_path / "out"
+    assert main(["gen", str(spec), "-o", str(out)]) == 0
+    assert "does not depend on 'W3'" in capsys.readouterr().err
+    mod = load_module(out / "mlp_softmax.py")
+    params = mod.init_params(0)
+    batch = {"x": np.ones((2, 4)), "t": np.eye(3)[[0, 2]]}
+    grads = mod.loss_and_grad(params, batch)[1]
+    assert grads["W3"].shape == (3, 3) and not grads["W3"].any()
