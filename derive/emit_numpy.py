@@ -2,7 +2,7 @@
 
 The template holds the module's shape; every expression reaches it already
 printed by :class:`derive.printers.NumPyIndexPrinter`.  Forward values are
-printed in stable forms (:data:`STABLE_LOG_RULES`), values the backward pass reads
+printed in stable forms (:func:`stable_log`), values the backward pass reads
 are cached, and internal values used once are inlined.
 """
 
@@ -127,8 +127,9 @@ def stabilize(expr: sp.Expr, graph: Graph) -> sp.Expr:
     return expr.xreplace(subs) if subs else expr
 
 
-def print_expr(expr: sp.Expr, labels: tuple, names: dict[str, str], mod: Module) -> str:
-    p = NumPyIndexPrinter(labels, names)
+def print_expr(expr: sp.Expr, labels: tuple, mod: Module) -> str:
+    """NumPy code for ``expr`` as an array with axes ``labels``; records helpers it needs."""
+    p = NumPyIndexPrinter(labels)
     text = p.doprint(expr)
     mod.helpers |= p.helpers
     if text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]):
@@ -182,7 +183,7 @@ def build_module(d: Derivation) -> Module:
             p = NumPyIndexPrinter(n.labels)
             code = p.reduction(n.expr, list(n.labels), how=n.kind)
         else:
-            code = print_expr(expr, n.labels, {}, mod)
+            code = print_expr(expr, n.labels, mod)
         mod.forward.append(Line(n.name, code, "", shape_text(n, g)))
     mod.cache = [n.name for n in g.nodes if n.expr is not None and (n.user or n.name in read)]
     for name in needed:
@@ -193,7 +194,7 @@ def build_module(d: Derivation) -> Module:
         math = f"{target}{_idx(node)} = {expr}"
         if expr.has(sp.Piecewise):
             expr = hoist_sums(expr, target, node, g, mod)
-        code = print_expr(expr, node.labels, {}, mod)
+        code = print_expr(expr, node.labels, mod)
         mod.backward.append(Line(target, code, math, shape_text(node, g)))
     for name in g.params:
         if name not in d.adjoints:
@@ -224,7 +225,7 @@ def hoist_sums(expr: sp.Expr, target: str, node: Node, g: Graph, mod: Module) ->
     for k, total in enumerate(sorted(expr.atoms(sp.Sum), key=str)):
         name = f"{target}_in" if k == 0 else f"{target}_in{k + 1}"
         labels = tuple(lab for lab in node.labels if lab in total.free_symbols)
-        code = print_expr(total, labels, {}, mod)
+        code = print_expr(total, labels, mod)
         mod.backward.append(Line(name, code, "", ""))
         subs[total] = sp.Indexed(sp.IndexedBase(name), *labels) if labels else sp.Symbol(name)
     return sp.piecewise_fold(expr.xreplace(subs))

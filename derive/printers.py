@@ -1,9 +1,9 @@
 """SymPy printers: index expressions to NumPy source, and to the spec's own notation.
 
-:class:`NumPyIndexPrinter` prints a *pointwise* index expression over a target
-label order, aligning every entry to it by NumPy broadcasting (``s[:, None]``,
-``W.T``).  Sums never reach it: :mod:`derive.emit_numpy` hoists each into a
-named temporary first.
+:class:`NumPyIndexPrinter` prints an index expression over a target label order,
+aligning every entry to it by NumPy broadcasting (``s[:, None]``, ``W.T``); a sum
+becomes a matmul when its labels allow (``g_z1.T @ x``), else an einsum or ``.sum``.
+:class:`SpecPrinter` prints per-example expressions in the spec's own names.
 """
 
 from __future__ import annotations
@@ -26,19 +26,14 @@ NP_FUNCS = {
 
 
 class NumPyIndexPrinter(StrPrinter):
-    """Prints a pointwise index expression as NumPy over ``target`` labels.
-
-    ``names`` maps node names to Python variable names; ``arrays_labels`` is not
-    needed because every Indexed entry carries its labels.
-    """
+    """Prints an index expression as NumPy code for an array with axes ``target``."""
 
     printmethod = "_derive_numpy"  # bypass Indexed._sympystr
 
-    def __init__(self, target: Sequence[sp.Expr], names: dict[str, str] | None = None) -> None:
+    def __init__(self, target: Sequence[sp.Expr]) -> None:
         super().__init__({"order": "none"})
         self.target = list(target)
-        self.names = names or {}
-        self.helpers: set[str] = set()
+        self.helpers: set[str] = set()  # module-level helpers the code calls (_sigmoid, ...)
 
     def _as_ordered_terms(self, expr: sp.Expr, order: str | None = None) -> list:
         """Sums (matmuls) first, subtracted terms last, as people write ``x @ W + b``."""
@@ -47,14 +42,11 @@ class NumPyIndexPrinter(StrPrinter):
             key=lambda t: (not t.has(sp.Sum), t.could_extract_minus_sign(), sp.default_sort_key(t)),
         )
 
-    def var(self, name: str) -> str:
-        return self.names.get(name, name)
-
     def _print_Indexed(self, e: Indexed) -> str:
-        return align(self.var(e.base.label.name), list(e.indices), self.target)
+        return align(e.base.label.name, list(e.indices), self.target)
 
     def _print_Symbol(self, e: Symbol) -> str:
-        return self.var(e.name)
+        return e.name
 
     def _print_Float(self, e: sp.Float) -> str:
         return repr(float(e))
@@ -126,11 +118,11 @@ class NumPyIndexPrinter(StrPrinter):
             a = factors[0]
             rest_labels = [lab for lab in a.indices if lab not in js]
             axis = list(a.indices).index(js[0])
-            inner = f"{self.var(a.base.label.name)}.{how}(axis={axis})"
+            inner = f"{a.base.label.name}.{how}(axis={axis})"
             if how == "argmax":
-                inner = f"np.argmax({self.var(a.base.label.name)}, axis={axis})"
+                inner = f"np.argmax({a.base.label.name}, axis={axis})"
             return pre + align(inner, rest_labels, free) if free else pre + inner
-        sub = NumPyIndexPrinter([*free, *js], self.names)
+        sub = NumPyIndexPrinter([*free, *js])
         text = sub.doprint(rest)
         self.helpers |= sub.helpers
         axes = tuple(range(-len(js), 0))
@@ -151,8 +143,8 @@ def matmul(p: NumPyIndexPrinter, a: Indexed, b: Indexed, j: Symbol, free: list) 
         a, b, pa, pb = b, a, pb, pa
         if pa + pb != free:
             return None
-    left = align(p.var(a.base.label.name), list(a.indices), [*pa, j])
-    right = align(p.var(b.base.label.name), list(b.indices), [j, *pb])
+    left = align(a.base.label.name, list(a.indices), [*pa, j])
+    right = align(b.base.label.name, list(b.indices), [j, *pb])
     return f"{left} @ {right}"
 
 
@@ -163,7 +155,7 @@ def einsum(p: NumPyIndexPrinter, factors: list, free: list) -> str:
             letters.setdefault(lab, "abcdefghijklmnopqrstuvwxyz"[len(letters)])
     ins = ",".join("".join(letters[lab] for lab in f.indices) for f in factors)
     out = "".join(letters[lab] for lab in free)
-    ops = ", ".join(p.var(f.base.label.name) for f in factors)
+    ops = ", ".join(f.base.label.name for f in factors)
     return f'np.einsum("{ins}->{out}", {ops})'
 
 
