@@ -29,7 +29,7 @@ PARAMS = {
 def _sigmoid(z):
     """1 / (1 + e^-z), without overflow for large |z|."""
     e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+    return np.where(z >= 0, 1, e) / (1 + e)
 
 
 def _softplus(z):
