@@ -85,6 +85,7 @@ from derive.pipeline import generate  # noqa: E402
 
 Arrays = dict[str, np.ndarray]
 Step = Callable[[Arrays, Arrays], tuple[Any, Arrays]]
+Pairs = list[tuple[np.ndarray, np.ndarray]]
 
 
 # ----- hand-written NumPy steps ------------------------------------------------------------------
@@ -188,7 +189,7 @@ def hand_tanh_squared(params: Arrays, batch: Arrays) -> tuple[float, Arrays]:
 
 
 # ----- bare matrix products ----------------------------------------------------------------------
-def gemm_pairs(params: Arrays, batch: Arrays, layers: Sequence[str]) -> list[tuple[np.ndarray, ...]]:
+def gemm_pairs(params: Arrays, batch: Arrays, layers: Sequence[str]) -> Pairs:
     """Operands of every matrix product of one step of a dense net, laid out as the steps use them.
 
     ``layers`` names the weights from input to output (W1, W2, ...). Forward: h_i = h_{i-1} @ W_i.T;
@@ -204,7 +205,7 @@ def gemm_pairs(params: Arrays, batch: Arrays, layers: Sequence[str]) -> list[tup
 
     acts = [batch["x"]] + [rand(n, params[w].shape[0]) for w in layers]
     grads = [rand(n, params[w].shape[0]) for w in layers]
-    pairs: list[tuple[np.ndarray, ...]] = []
+    pairs: Pairs = []
     for i, w in enumerate(layers):
         pairs.append((acts[i], params[w].T))
     for i, w in reversed(list(enumerate(layers))):
@@ -214,7 +215,7 @@ def gemm_pairs(params: Arrays, batch: Arrays, layers: Sequence[str]) -> list[tup
     return pairs
 
 
-def gemm_step(pairs: list[tuple[np.ndarray, ...]]) -> Callable[[Arrays, Arrays], tuple[Any, Arrays]]:
+def gemm_step(pairs: Pairs) -> Step:
     """A step that only multiplies the given operand pairs (allocating results, as ``@`` does)."""
 
     def step(params: Arrays, batch: Arrays) -> tuple[Any, Arrays]:
@@ -285,10 +286,22 @@ class Config:
 
 
 CONFIGS = (
-    Config("784-256-10", "mlp_784_256_10.toml", 64, "sigmoid_softmax", hand_sigmoid_softmax,
-           ("W1", "W2")),
-    Config("784-1024-1024-10", "mlp_784_1024_1024_10.toml", 256, "relu2_softmax",
-           hand_relu2_softmax, ("W1", "W2", "W3")),
+    Config(
+        "784-256-10",
+        "mlp_784_256_10.toml",
+        64,
+        "sigmoid_softmax",
+        hand_sigmoid_softmax,
+        ("W1", "W2"),
+    ),
+    Config(
+        "784-1024-1024-10",
+        "mlp_784_1024_1024_10.toml",
+        256,
+        "relu2_softmax",
+        hand_relu2_softmax,
+        ("W1", "W2", "W3"),
+    ),
     Config("3-4-1", "tiny_3_4_1.toml", 1, "tanh_squared", hand_tanh_squared, ("W1", "W2")),
 )
 
@@ -398,6 +411,20 @@ def blas_description() -> str:
         return "unknown"
 
 
+def thread_pools() -> str | None:
+    """The loaded BLAS/OpenMP pools as threadpoolctl sees them, or None without it."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    pools = [
+        f"{i.get('internal_api')} {i.get('version') or ''} {i.get('architecture') or ''}".strip()
+        + f" ({i.get('num_threads')} threads)"
+        for i in threadpool_info()
+    ]
+    return ", ".join(pools) or "none found"
+
+
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
     try:
@@ -413,14 +440,16 @@ def cpu_model() -> str:
 def header(args: argparse.Namespace, threads_how: str) -> list[str]:
     """Lines describing the machine and settings of this run."""
     openblas = {
-        k: v for k, v in sorted(os.environ.items())
+        k: v
+        for k, v in sorted(os.environ.items())
         if k.startswith("OPENBLAS_") and k not in THREAD_VARS
     }
     lines = [
         f"python {platform.python_version()}, numpy {np.__version__} ({blas_description()}), "
-        f"torch {torch_version() or 'not installed'}",
+        f"torch {'skipped' if args.no_torch else torch_version() or 'not installed'}",
         f"cpu: {cpu_model()}, {os.cpu_count()} logical cores",
         f"dtype {args.dtype}, threads {args.threads} via {threads_how}",
+        f"thread pools (threadpoolctl): {thread_pools() or 'threadpoolctl not installed'}",
         "OPENBLAS_* set in the environment: "
         + (", ".join(f"{k}={v}" for k, v in openblas.items()) or "none"),
     ]
@@ -445,9 +474,8 @@ def run_config(
         tstep = torch_step(cfg.kind, params, batch, args.threads)
         if tstep is not None:
             got = tstep(params, batch)
-            loss_t = float(got[0].detach())
-            check_same(f"{cfg.name} torch", ref, (loss_t, {k: v.numpy() for k, v in got[1].items()}),
-                       dtype)
+            as_numpy = (float(got[0].detach()), {k: v.numpy() for k, v in got[1].items()})
+            check_same(f"{cfg.name} torch", ref, as_numpy, dtype)
             steps_by_name["torch"] = tstep
     steps = {k: (lambda f=f: f(params, batch)) for k, f in steps_by_name.items()}
     number = calibrate(steps["hand"], sample_s)
@@ -470,11 +498,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"no config matches {args.config}; known: {known}", file=sys.stderr)
         return 2
     limiter, threads_how = thread_limiter(args.threads)
-    for line in header(args, threads_how):
-        print(line)
-    print(f"{repeats} interleaved samples per implementation, ~{sample_s * 1e3:g} ms each\n")
     rows = []
     with limiter, tempfile.TemporaryDirectory(prefix="derive_bench_") as tmp:
+        for line in header(args, threads_how):
+            print(line)
+        print(f"{repeats} interleaved samples per implementation, ~{sample_s * 1e3:g} ms each\n")
         for cfg in configs:
             mod = load_module(generate(SPEC_DIR / cfg.spec, tmp).path)
             rows += run_config(cfg, mod, args, repeats, sample_s)
