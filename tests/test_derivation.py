@@ -299,3 +299,16 @@ def test_random_networks_pass_both_checks(tmp_path: Path, acts, rows, loss, name
     mod = module_of(d, tmp_path, f"rand_{abs(hash((tuple(acts), rows, loss, named)))}")
     assert fd_check(mod, batch_sizes=(1, 3)).ok
     assert symbolic_check(d.graph, mod, points=1).ok
+
+
+def test_l2_penalty_adds_weight_decay_to_the_gradient(tmp_path: Path) -> None:
+    mod = module_of(derive_spec(EXAMPLES / "mlp_weight_decay.toml"), tmp_path)
+    params = mod.init_params(3)
+    rng = np.random.default_rng(0)
+    batch = {"x": rng.normal(size=(5, 4)), "t": np.eye(3)[rng.integers(0, 3, 5)]}
+    with_decay = mod.loss_and_grad(params, batch)[1]
+    mod.lam = 0.0
+    without = mod.loss_and_grad(params, batch)[1]
+    for name in ("W1", "W2"):  # (lam/2)||W||² averaged over the batch adds lam W
+        np.testing.assert_allclose(with_decay[name] - without[name], 1e-3 * params[name])
+    np.testing.assert_allclose(with_decay["b1"], without["b1"])

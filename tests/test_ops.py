@@ -88,27 +88,21 @@ def test_op_derives_and_checks(op: str, reduction: str, tmp_path: Path) -> None:
     assert symbolic_check(d.graph, mod, points=2).ok
 
 
-@pytest.mark.parametrize(("at_zero", "expected"), [(1, 1.0), (0.1, 0.1)])
-def test_leaky_relu_derivative_at_zero_follows_the_convention(
-    at_zero: float, expected: float, tmp_path: Path
+@pytest.mark.parametrize(
+    ("op", "kwargs", "expected"),
+    [
+        ("leaky_relu", {"slope": 0.1, "at_zero": 1}, 1.0),
+        ("leaky_relu", {"slope": 0.1, "at_zero": 0.1}, 0.1),
+        ("relu", {"at_zero": 0}, 0.0),
+        ("relu", {"at_zero": 1}, 1.0),
+    ],
+)
+def test_derivative_at_the_kink_follows_the_stated_convention(
+    op: str, kwargs: dict, expected: float, tmp_path: Path
 ) -> None:
     b = Builder("kink", {"d": 2}, taken=["x", "w", "L"])
     x, w = b.input("x", ["d"]), b.param("w", ["d"])
-    b.let("L", b.call("sum", b.call("leaky_relu", w * x, slope=0.1, at_zero=at_zero)))
-    path = tmp_path / "kink.py"
-    path.write_text(render(derive(b.loss("L", reduction="sum"))), encoding="utf-8")
-    mod = load_module(path)
-    _, grads = mod.loss_and_grad({"w": np.zeros(2)}, {"x": np.array([[1.0, 2.0]])})
-    np.testing.assert_allclose(grads["w"], expected * np.array([1.0, 2.0]))
-
-
-@pytest.mark.parametrize(("at_zero", "expected"), [(0, 0.0), (1, 1.0)])
-def test_relu_derivative_at_zero_follows_the_convention(
-    at_zero: int, expected: float, tmp_path: Path
-) -> None:
-    b = Builder("kink", {"d": 2}, taken=["x", "w", "L"])
-    x, w = b.input("x", ["d"]), b.param("w", ["d"])
-    b.let("L", b.call("sum", b.call("relu", w * x, at_zero=at_zero)))
+    b.let("L", b.call("sum", b.call(op, w * x, **kwargs)))
     path = tmp_path / "kink.py"
     path.write_text(render(derive(b.loss("L", reduction="sum"))), encoding="utf-8")
     mod = load_module(path)
