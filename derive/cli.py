@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--json", action="store_true", help="print the result as JSON")
     chk.add_argument("--seed", type=int, default=0)
     chk.add_argument("--no-symbolic", action="store_true", help="skip the SymPy cross-check")
+    chk.add_argument(
+        "--budget",
+        type=float,
+        default=60.0,
+        help="seconds the SymPy cross-check may take before it is skipped (default 60)",
+    )
     chk.set_defaults(run=cmd_check)
     show = sub.add_parser("show", help="print every derived adjoint and the steps taken")
     show.add_argument("spec", metavar="SPEC")
@@ -88,7 +94,9 @@ def cmd_gen(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from derive.check import check_spec
 
-    report = check_spec(args.spec, seed=args.seed, symbolic=not args.no_symbolic)
+    report = check_spec(
+        args.spec, seed=args.seed, symbolic=not args.no_symbolic, budget=args.budget
+    )
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:

@@ -49,3 +49,50 @@ BUILTIN_OPS: dict[str, OpSig] = {
     # no derivative: rejected on a path to the loss
     "argmax": OpSig(("a",), doc="index of the largest entry (not differentiable)"),
 }
+
+
+RESERVED_NAMES = frozenset(
+    {
+        # names the generated module uses for itself
+        "np",
+        "params",
+        "batch",
+        "cache",
+        "loss",
+        "g_loss",
+        "per_example",
+        "weight",
+        "forward",
+        "backward",
+        "loss_and_grad",
+        "init_params",
+        "rng",
+        "sizes",
+        "shape",
+        "glorot",
+        "dims",
+        "dtype",
+        "seed",
+        "NAME",
+        "LOSS",
+        "REDUCTION",
+        "DIMS",
+        "INPUTS",
+        "PARAMS",
+        # names of the op library's building blocks
+        "total",
+        "size",
+        "stop",
+        "max",
+    }
+)
+"""Names a spec may not declare; ``g_`` and ``_`` prefixes are reserved too (gradients, helpers)."""
+
+
+def reserved_reason(name: str) -> str | None:
+    """Why ``name`` cannot be declared, or None when it can."""
+    if name.startswith("g_"):
+        return "names starting with 'g_' are reserved for gradients (g_X is dL/dX)"
+    if name in RESERVED_NAMES:
+        return f"'{name}' is used by the generated module itself"
+    return None

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from derive.errors import SpecError, suggest
-from derive.oplist import BUILTIN_OPS
+from derive.oplist import BUILTIN_OPS, reserved_reason
 from derive.parse import (
     NAME_RE,
     Call,
@@ -406,6 +406,11 @@ def _check_name(name: str, section: str, ctx: _Ctx) -> None:
             f"'{name}' in [{section}] is the name of a built-in op",
             where,
             f"pick another name, e.g. '{name}_'",
+        )
+    reason = reserved_reason(name)
+    if reason:
+        raise ctx.error(
+            f"'{name}' in [{section}] is reserved: {reason}", where, "pick another name"
         )
 
 

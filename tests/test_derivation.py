@@ -312,3 +312,15 @@ def test_l2_penalty_adds_weight_decay_to_the_gradient(tmp_path: Path) -> None:
     for name in ("W1", "W2"):  # (lam/2)||W||² averaged over the batch adds lam W
         np.testing.assert_allclose(with_decay[name] - without[name], 1e-3 * params[name])
     np.testing.assert_allclose(with_decay["b1"], without["b1"])
+
+
+def test_symbolic_check_over_budget_is_skipped_not_failed() -> None:
+    from derive.check import SymbolicResult, within_budget
+
+    def forever() -> SymbolicResult:
+        while True:
+            pass
+
+    result = within_budget(forever, 0.05)
+    assert result.skipped and result.ok and "budget" in result.note
+    assert not within_budget(lambda: SymbolicResult(False), 5.0).skipped
