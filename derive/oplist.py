@@ -53,37 +53,22 @@ BUILTIN_OPS: dict[str, OpSig] = {
 
 RESERVED_NAMES = frozenset(
     {
-        # names the generated module uses for itself
+        # the generated module's API and constants, visible inside forward and backward
         "np",
         "params",
         "batch",
         "cache",
-        "loss",
         "g_loss",
-        "per_example",
-        "weight",
         "forward",
         "backward",
         "loss_and_grad",
         "init_params",
-        "rng",
-        "sizes",
-        "shape",
-        "glorot",
-        "dims",
-        "dtype",
-        "seed",
         "NAME",
         "LOSS",
         "REDUCTION",
         "DIMS",
         "INPUTS",
         "PARAMS",
-        # names of the op library's building blocks
-        "total",
-        "size",
-        "stop",
-        "max",
     }
 )
 """Names a spec may not declare; ``g_`` and ``_`` prefixes are reserved too (gradients, helpers)."""

@@ -55,13 +55,12 @@ def forward(params, batch):
     z = (w @ x.T) + b  # (m,)
     yhat = _sigmoid(z)  # (m,)
     L = (1 - y)*_softplus(z) + y*_softplus(-z)  # (m,)
-    loss = L.mean()
     cache = {
         "z": z,
         "yhat": yhat,
         "L": L,
     }
-    return loss, cache
+    return L.mean(), cache
 
 
 def backward(params, batch, cache, g_loss=None):
@@ -74,9 +73,7 @@ def backward(params, batch, cache, g_loss=None):
     y = batch["y"]
     yhat = cache["yhat"]
     if g_loss is None:
-        per_example = cache[LOSS]
-        weight = 1 / per_example.shape[0] if REDUCTION == "mean" else 1
-        g_loss = np.full_like(per_example, weight)
+        g_loss = np.full_like(cache[LOSS], 1 / len(cache[LOSS]))
     g_L = g_loss
     # g_z[i] = (-y[i] + yhat[i])*g_L[i]
     g_z = (yhat - y)*g_L  # (m,)

@@ -75,7 +75,6 @@ def forward(params, batch):
     p = e/s[:, None]  # (m, k)
     log_p = f - np.log(s[:, None]) - c[:, None]  # (m, k)
     L = -(np.einsum("ab,ab->a", log_p, t))  # (m,)
-    loss = L.mean()
     cache = {
         "h1": h1,
         "h2": h2,
@@ -84,7 +83,7 @@ def forward(params, batch):
         "p": p,
         "L": L,
     }
-    return loss, cache
+    return L.mean(), cache
 
 
 def backward(params, batch, cache, g_loss=None):
@@ -103,9 +102,7 @@ def backward(params, batch, cache, g_loss=None):
     h3 = cache["h3"]
     p = cache["p"]
     if g_loss is None:
-        per_example = cache[LOSS]
-        weight = 1 / per_example.shape[0] if REDUCTION == "mean" else 1
-        g_loss = np.full_like(per_example, weight)
+        g_loss = np.full_like(cache[LOSS], 1 / len(cache[LOSS]))
     g_L = g_loss
     # g_f[b, r] = (p[b, r] - t[b, r])*g_L[b]
     g_f = (p - t)*g_L[:, None]  # (m, k)

@@ -62,7 +62,6 @@ def forward(params, batch):
     p = e/s[:, None]  # (B, k)
     log_p = f - np.log(s[:, None]) - c[:, None]  # (B, k)
     L = -(np.einsum("ab,ab->a", log_p, t))  # (B,)
-    loss = L.mean()
     cache = {
         "z1": z1,
         "h1": h1,
@@ -70,7 +69,7 @@ def forward(params, batch):
         "p": p,
         "L": L,
     }
-    return loss, cache
+    return L.mean(), cache
 
 
 def backward(params, batch, cache, g_loss=None):
@@ -85,9 +84,7 @@ def backward(params, batch, cache, g_loss=None):
     h1 = cache["h1"]
     p = cache["p"]
     if g_loss is None:
-        per_example = cache[LOSS]
-        weight = 1 / per_example.shape[0] if REDUCTION == "mean" else 1
-        g_loss = np.full_like(per_example, weight)
+        g_loss = np.full_like(cache[LOSS], 1 / len(cache[LOSS]))
     g_L = g_loss
     # g_f[b, n] = (p[b, n] - t[b, n])*g_L[b]
     g_f = (p - t)*g_L[:, None]  # (B, k)

@@ -60,7 +60,6 @@ def forward(params, batch):
     tot = np.sum(W1**2, axis=-1)  # (m,)
     tot3 = np.sum(W2**2, axis=-1)  # (k,)
     L = lam*((tot3.sum(axis=0)) + (tot.sum(axis=0)))/2 + ce  # (B,)
-    loss = L.mean()
     cache = {
         "z1": z1,
         "h1": h1,
@@ -69,7 +68,7 @@ def forward(params, batch):
         "ce": ce,
         "L": L,
     }
-    return loss, cache
+    return L.mean(), cache
 
 
 def backward(params, batch, cache, g_loss=None):
@@ -86,9 +85,7 @@ def backward(params, batch, cache, g_loss=None):
     h1 = cache["h1"]
     p = cache["p"]
     if g_loss is None:
-        per_example = cache[LOSS]
-        weight = 1 / per_example.shape[0] if REDUCTION == "mean" else 1
-        g_loss = np.full_like(per_example, weight)
+        g_loss = np.full_like(cache[LOSS], 1 / len(cache[LOSS]))
     g_L = g_loss
     # g_ce[b] = g_L[b]
     g_ce = g_L  # (B,)

@@ -51,14 +51,13 @@ def forward(params, batch):
     h1 = np.tanh(z1)  # (B, m)
     yhat = (h1 @ W2.T) + b2  # (B, n)
     L = np.sum((yhat - y)**2, axis=-1)  # (B,)
-    loss = L.mean()
     cache = {
         "z1": z1,
         "h1": h1,
         "yhat": yhat,
         "L": L,
     }
-    return loss, cache
+    return L.mean(), cache
 
 
 def backward(params, batch, cache, g_loss=None):
@@ -73,9 +72,7 @@ def backward(params, batch, cache, g_loss=None):
     h1 = cache["h1"]
     yhat = cache["yhat"]
     if g_loss is None:
-        per_example = cache[LOSS]
-        weight = 1 / per_example.shape[0] if REDUCTION == "mean" else 1
-        g_loss = np.full_like(per_example, weight)
+        g_loss = np.full_like(cache[LOSS], 1 / len(cache[LOSS]))
     g_L = g_loss
     # g_yhat[b, k] = 2*(-y[b, k] + yhat[b, k])*g_L[b]
     g_yhat = 2*(yhat - y)*g_L[:, None]  # (B, n)

@@ -1054,3 +1054,17 @@ def test_one_corrupted_line_gives_a_located_error_or_a_spec(index: int, junk: st
         return
     assert spec.forward
     assert all(eq.line is not None for eq in spec.forward)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        ("z1 = ", "g_z1 = ", "reserved for gradients"),
+        ('x = { shape = ["d"] }', 'batch = { shape = ["d"] }', "generated module"),
+        ('b2 = { shape = ["k"] }', 'np = { shape = ["k"] }', "generated module"),
+    ],
+)
+def test_names_the_generated_code_needs_are_reserved(old: str, new: str, says: str) -> None:
+    err = error_of(EXAMPLE.replace(old, new, 1))
+    assert "reserved" in err.message and says in err.message
+    assert err.line is not None
