@@ -194,6 +194,9 @@ class Builder:
         op: str | None = None,
         nograd: bool = False,
     ) -> Tensor:
+        same = self._existing(expr, dims, kind, op, nograd)
+        if same is not None:  # the same value computed once (softmax inside log_softmax, ...)
+            return Tensor(self, same.atom, dims)
         node = Node(
             self.fresh(stem),
             kind,
@@ -206,6 +209,12 @@ class Builder:
         )
         self.nodes.append(node)
         return Tensor(self, node.atom, dims)
+
+    def _existing(self, expr: sp.Expr, dims: tuple, kind: str, op, nograd: bool) -> Node | None:
+        for n in reversed(self.nodes):
+            if (n.expr, n.dims, n.kind, n.op, n.nograd) == (expr, dims, kind, op, nograd):
+                return n
+        return None
 
     def let(self, name: str, value: Tensor | float) -> Tensor:
         """Name a value: it becomes a user node whose adjoint stays named."""
@@ -372,12 +381,14 @@ class Builder:
         body = self.relabel(a, [j, *self.labels.for_dims(dims)])
         return self.contraction(body, [(j, 1, self.batch_size)], dims, 1 / self.batch_size, "mu")
 
-    def row_max(self, a: Tensor) -> Tensor:
+    def row_max(self, a: Tensor, kind: str = "max") -> Tensor:
+        """Largest entry over the last axis (or its index); it carries no gradient."""
         a = self.materialize(a)
-        t = self.reduce_last(a, "c")
-        node = self.nodes[-1]
-        node.op, node.nograd, node.kind = "max", True, "max"
-        return t
+        dim = a.example_dims[-1]
+        j = self.labels.bound(dim if isinstance(dim, str) else self.labels.int_dim(dim), 1)
+        dims = a.dims[:-1]
+        body = Sum(self.relabel(a, [*self.labels.for_dims(dims), j]), (j, 1, self.labels.size(dim)))
+        return self.add_node(body, dims, "c", kind=kind, op=kind, nograd=True)
 
     # ----- op calls -----------------------------------------------------------------------
     def call(self, op: str, *args: object, **kwargs: object) -> Tensor:
@@ -402,9 +413,8 @@ class Builder:
             self.node_of(t).nograd = True
             return t
         if op == "argmax":
-            t = self.row_max(ts[0])
+            t = self.row_max(ts[0], "argmax")
             node = self.node_of(t)
-            node.op = node.kind = "argmax"
             node.meta["line"] = self.lines.get(self.where or "")
             node.meta["where"] = self.where
             return t

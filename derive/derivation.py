@@ -235,7 +235,7 @@ def rewrite(
     for _ in range(40):
         best = None
         here = key(expr, graph)
-        for rule, cand, saved in candidates(graph, canon, expr, done):
+        for rule, cand, saved in candidates(graph, canon, node, expr, done):
             notes = "; ".join(dict.fromkeys(canon.fired))
             k = key(cand, graph)
             k = (k[0] - saved, k[1])
@@ -283,8 +283,13 @@ def fold_piecewise(e: sp.Expr) -> sp.Expr:
     return e.func(*[fold_piecewise(a) for a in e.args])
 
 
-def candidates(graph: Graph, canon: Canon, expr: sp.Expr, done: dict):
-    """Every one-step rewrite of ``expr`` worth trying: folds, unfolds, inlined adjoints."""
+def candidates(graph: Graph, canon: Canon, node: Node, expr: sp.Expr, done: dict):
+    """Every one-step rewrite of ``expr`` worth trying: folds, unfolds, inlined adjoints.
+
+    Each comes with the size it saves elsewhere: inlining ``g_p`` into ``g_f`` when only
+    ``g_f`` reads it means ``g_p`` is never computed.  Parameter gradients (sums over the
+    batch) never inline: that would move per-example work inside the batch sum.
+    """
     by_name = {n.name: n for n in graph.nodes}
     present = {atom_name(a) for a in expr.atoms(Indexed, Symbol)}
     for y in graph.nodes:
@@ -311,17 +316,28 @@ def candidates(graph: Graph, canon: Canon, expr: sp.Expr, done: dict):
         if name and name.startswith("g_") and name[2:] in done:
             adj = done[name[2:]]
             target = adj.node
-            if target.kind == "param":
-                continue
-            shared = {atom_name(a) for a in adj.expr.atoms(Indexed, Symbol)} & present
-            if not shared - {None}:
-                continue  # nothing could cancel
+            if target.kind == "param" or node.kind == "param" or adj.expr.has(Sum):
+                continue  # matmul-like adjoints stay named: g_h1 = g_f @ W2
             canon.fired.clear()
             inlined = inline_adjoint(graph, adj, expr)
-            saved = size(adj.expr)  # that adjoint need not be computed any more
+            saved = size(adj.expr) if readers(graph, target) == {node.name} else 0
             yield f"inline ∂L/∂{target.name}", canon(inlined), saved
             if not inlined.has(Sum):
                 yield f"inline ∂L/∂{target.name} and cancel", canon(sp.cancel(inlined)), saved
+
+
+def readers(graph: Graph, node: Node) -> set[str]:
+    """Named values whose adjoints read ``node``'s adjoint: its arguments, through unnamed ones."""
+    out, todo = set(), list(node.args)
+    while todo:
+        a = todo.pop()
+        if a.nograd or (a.kind == "input" and graph.input_kinds.get(a.name) != "real"):
+            continue
+        if a.user or a.kind in ("input", "param") or staged(graph, a, graph.on_loss_path()):
+            out.add(a.name)
+        else:
+            todo.extend(a.args)
+    return out
 
 
 def fold(graph: Graph, y: Node, a: Node, expr: sp.Expr) -> sp.Expr | None:

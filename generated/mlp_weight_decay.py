@@ -87,10 +87,8 @@ def backward(params, batch, cache, g_loss=None):
     if g_loss is None:
         g_loss = np.full_like(cache[LOSS], 1 / len(cache[LOSS]))
     g_L = g_loss
-    # g_ce[b] = g_L[b]
-    g_ce = g_L  # (B,)
-    # g_f[b, n] = (p[b, n] - t[b, n])*g_ce[b]
-    g_f = (p - t)*g_ce[:, None]  # (B, k)
+    # g_f[b, n] = (p[b, n] - t[b, n])*g_L[b]
+    g_f = (p - t)*g_L[:, None]  # (B, k)
     # g_h1[b, j] = Sum(W2[n_1, j]*g_f[b, n_1], (n_1, 1, k))
     g_h1 = g_f @ W2  # (B, m)
     # g_z1[b, j] = Piecewise((g_h1[b, j], z1[b, j] > 0), (0, True))
