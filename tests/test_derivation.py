@@ -324,3 +324,15 @@ def test_symbolic_check_over_budget_is_skipped_not_failed() -> None:
     result = within_budget(forever, 0.05)
     assert result.skipped and result.ok and "budget" in result.note
     assert not within_budget(lambda: SymbolicResult(False), 5.0).skipped
+
+
+def test_log_softmax_beside_softmax_is_computed_once_and_gives_p_minus_t() -> None:
+    from derive.build import graph_from_spec
+
+    text = (EXAMPLES / "mlp_softmax.toml").read_text()
+    text = text.replace('p  = "softmax(f)"', 'p  = "softmax(f)"\nlp = "log_softmax(f)"')
+    text = text.replace('L  = "-sum(t * log(p))"', 'L  = "-sum(t * lp)"')
+    d = derive(graph_from_spec(parse_spec(text)))
+    assert same(show_json(d)["nodes"]["f"]["adjoint"], "p - t")
+    forward = render(d).split("def backward")[0]
+    assert forward.count("np.exp(") == 1 and "np.log(p" not in forward  # log-sum-exp, shared
