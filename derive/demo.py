@@ -17,7 +17,7 @@ def run_demo(out: Path, epochs: int = 30) -> int:
     print(f"1. Spec {EXAMPLE.name}: one sigmoid hidden layer, softmax cross-entropy\n")
     print(EXAMPLE.read_text(encoding="utf-8"))
     gen = generate(EXAMPLE, out)
-    shown = show_json(gen.derivation)["nodes"]
+    shown = show_json(gen.derivation, parsable=False)["nodes"]
     print("2. Derivation (per-example adjoints, each step recorded)\n")
     for name in ("f", "z1"):
         node = shown[name]

@@ -8,7 +8,9 @@ becomes a matmul when its labels allow (``g_z1.T @ x``), else an einsum or ``.su
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
+from functools import lru_cache
 
 import sympy as sp
 from sympy import Indexed, Symbol
@@ -176,29 +178,47 @@ def align(var: str, labels: list, target: list) -> str:
     return f"{text}[{sub}]"
 
 
-class SpecPrinter(StrPrinter):
-    """Per-example expressions in the spec's own names, parsable by SymPy.
+@lru_cache(maxsize=1024)
+def _taken_by_sympy(name: str) -> bool:
+    """Whether ``sympify(name)`` would mean something other than a symbol (gamma, E, S).
 
-    Elementwise expressions print without indices (``p - t``); anything with a sum
-    keeps index notation (``Sum(W2[l_1, j]*g_f[l_1], (l_1, 1, k))``).
+    Decided from the namespaces ``sympify`` resolves names in, without parsing anything.
+    """
+    return name in vars(sp) or name in dir(builtins)
+
+
+class SpecPrinter(StrPrinter):
+    """Per-example expressions in the spec's own names.
+
+    Elementwise expressions print without indices (``p - t``); anything with a sum keeps
+    index notation, as ``W2[n_1, j]`` for reading or, with ``parsable``, as
+    ``Indexed('W2', n_1, j)`` so that plain ``sympy.sympify`` rebuilds the expression.
     """
 
     printmethod = "_derive_spec"
 
-    def __init__(self, plain: bool) -> None:
+    def __init__(self, plain: bool, parsable: bool = False) -> None:
         super().__init__({"order": "none"})
-        self.plain = plain
+        self.plain, self.parsable = plain, parsable
 
     def _as_ordered_terms(self, expr: sp.Expr, order: str | None = None) -> list:
         """Added terms before subtracted ones: ``yhat - y``, ``p - t``."""
-        return sorted(
-            expr.args, key=lambda t: (t.could_extract_minus_sign(), sp.default_sort_key(t))
-        )
+        key = lambda t: (t.could_extract_minus_sign(), sp.default_sort_key(t))  # noqa: E731
+        return sorted(expr.args, key=key)
 
     def _print_Indexed(self, e: Indexed) -> str:
+        name = e.base.label.name
         if self.plain:
-            return e.base.label.name
-        return f"{e.base.label.name}[{', '.join(self._print(i) for i in e.indices)}]"
+            return self._name(name)
+        indices = ", ".join(self._print(i) for i in e.indices)
+        return f"Indexed('{name}', {indices})" if self.parsable else f"{name}[{indices}]"
+
+    def _print_Symbol(self, e: Symbol) -> str:
+        return self._name(e.name)
+
+    def _name(self, name: str) -> str:
+        """``gamma`` would parse as SymPy's gamma function: spell such names out."""
+        return f"Symbol('{name}')" if self.parsable and _taken_by_sympy(name) else name
 
     def _print_Float(self, e: sp.Float) -> str:
         return repr(float(e))

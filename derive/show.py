@@ -19,10 +19,13 @@ from derive.printers import SpecPrinter
 from derive.simplify import Canon, Step, instantiate, merge_sums, occurrences, size, tables_for
 
 
-def spec_str(e: sp.Expr) -> str:
-    """SymPy-parsable text: plain names when nothing needs an index, else index notation."""
+def spec_str(e: sp.Expr, parsable: bool = False) -> str:
+    """Plain names when nothing needs an index (``p - t``), else index notation.
+
+    With ``parsable`` the text rebuilds the expression under plain ``sympy.sympify``.
+    """
     plain = not e.has(Sum) and _consistent(e)
-    return SpecPrinter(plain).doprint(e)
+    return SpecPrinter(plain, parsable).doprint(e)
 
 
 def _consistent(e: sp.Expr) -> bool:
@@ -83,16 +86,21 @@ def forward_expr(d: Derivation, node: Node) -> sp.Expr:
     return expr
 
 
-def step_json(d: Derivation, s: Step) -> dict[str, str]:
+def step_json(d: Derivation, s: Step, parsable: bool = True) -> dict[str, str]:
     return {
         "rule": s.rule,
-        "before": spec_str(seeded(d, s.before)),
-        "after": spec_str(seeded(d, s.after)),
+        "before": spec_str(seeded(d, s.before), parsable),
+        "after": spec_str(seeded(d, s.after), parsable),
         "note": s.note,
     }
 
 
-def show_json(d: Derivation) -> dict[str, Any]:
+def show_json(d: Derivation, parsable: bool = True) -> dict[str, Any]:
+    """Every named value: ``forward``, ``adjoint`` (one example's), ``staged`` and ``steps``.
+
+    Strings parse with plain ``sympy.sympify`` unless ``parsable`` is False (then they
+    use the ``W2[n_1, j]`` notation of ``derive show``).
+    """
     g = d.graph
     nodes: dict[str, Any] = {}
     memo: dict[str, sp.Expr] = {}
@@ -100,16 +108,16 @@ def show_json(d: Derivation) -> dict[str, Any]:
         if not node.user:
             continue
         entry: dict[str, Any] = {"kind": node.kind if node.kind in ("input", "param") else "value"}
-        entry["forward"] = spec_str(forward_expr(d, node))
+        entry["forward"] = spec_str(forward_expr(d, node), parsable)
         if "text" in node.meta:
             entry["equation"] = node.meta["text"]
         if node is g.loss:
             entry["adjoint"] = "1"
         elif node.name in d.adjoints:
             adj = d.adjoints[node.name]
-            entry["adjoint"] = spec_str(full_adjoint(d, node.name, memo))
-            entry["staged"] = spec_str(seeded(d, adj.expr))
-            steps = [step_json(d, s) for s in adj.steps]
+            entry["adjoint"] = spec_str(full_adjoint(d, node.name, memo), parsable)
+            entry["staged"] = spec_str(seeded(d, adj.expr), parsable)
+            steps = [step_json(d, s, parsable) for s in adj.steps]
             entry["steps"] = [s for s in steps if s["before"] != s["after"] or s["note"]]
         nodes[node.name] = entry
     return {
@@ -122,7 +130,7 @@ def show_json(d: Derivation) -> dict[str, Any]:
 
 
 def show_text(d: Derivation) -> str:
-    data = show_json(d)
+    data = show_json(d, parsable=False)
     lines = [f"{data['name']}: adjoints of the per-example loss {data['loss']}", ""]
     rank = {"value": 0, "param": 1, "input": 2}
     ordered = sorted(data["nodes"].items(), key=lambda kv: rank[kv[1]["kind"]])

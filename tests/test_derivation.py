@@ -336,3 +336,13 @@ def test_log_softmax_beside_softmax_is_computed_once_and_gives_p_minus_t() -> No
     assert same(show_json(d)["nodes"]["f"]["adjoint"], "p - t")
     forward = render(d).split("def forward")[1].split("def backward")[0]
     assert forward.count("np.exp(") == 1 and "np.log(p" not in forward  # log-sum-exp, shared
+
+
+@pytest.mark.parametrize("spec", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.stem)
+def test_show_json_strings_parse_with_plain_sympify(spec: Path) -> None:
+    """derive's own output: every expression string rebuilds under ``sympify`` alone."""
+    for node in show_json(derive_spec(spec))["nodes"].values():
+        texts = [node[k] for k in ("forward", "adjoint", "staged") if k in node]
+        texts += [s[k] for s in node.get("steps", []) for k in ("before", "after")]
+        for text in texts:
+            assert isinstance(sp.sympify(text), sp.Basic), text
