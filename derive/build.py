@@ -20,6 +20,7 @@ from derive.oplist import BUILTIN_OPS
 from derive.ops import ELEMENTWISE, MACROS
 
 PREACTIVATION = "pre"
+VECTOR_OPS = {"softmax", "log_softmax", "cross_entropy", "softmax_cross_entropy"}
 
 
 class Tensor:
@@ -98,7 +99,10 @@ class Builder:
         self.name, self.description, self.file = name, description, file
         self.dims = dict(dims)
         names = set(dims) | set(taken)
-        self.batch_size = Symbol("m" if "m" not in names else "B", integer=True, positive=True)
+        batch = next(
+            n for n in ("m", "B", "N", "M", *(f"m{k}" for k in range(2, 99))) if n not in names
+        )
+        self.batch_size = Symbol(batch, integer=True, positive=True)
         sizes = {BATCH: self.batch_size}
         sizes.update({d: Symbol(d, integer=True, positive=True) for d in dims})
         self.labels = Labels(sizes, names | {self.batch_size.name})
@@ -422,6 +426,12 @@ class Builder:
             return self.elementwise(op, ts[0], kwargs)
         if op in MACROS:
             params, stmts = MACROS[op]
+            if op in VECTOR_OPS and any(len(t.example_dims) > 1 for t in ts):
+                shape = ", ".join(map(str, ts[0].example_dims))
+                raise self.error(
+                    f"{op}() works on a vector per example (its last axis), got ({shape})",
+                    "apply it to a vector, e.g. one row of logits per example",
+                )
             sig = BUILTIN_OPS[op]
             extra = [self.lift(kwargs.get(k, v)) for k, v in sig.kwargs.items()]
             return self.expand_macro(
@@ -434,19 +444,21 @@ class Builder:
         fn = ELEMENTWISE[op]
         sig = BUILTIN_OPS[op]
         extra = [sp.sympify(self.lift(kwargs.get(k, v)).expr) for k, v in sig.kwargs.items()]
+        values = {Symbol(c, real=True): sp.Float(v) for c, v in self.constants.items()}
+        numeric = [x.xreplace(values) for x in extra]  # conventions are checked on values
         if op == "leaky_relu":
-            slope, at_zero = extra
-            if at_zero != slope and not (at_zero.is_number and float(at_zero) == 1.0):
+            slope, at_zero = numeric
+            one = at_zero.is_number and float(at_zero) == 1.0
+            if at_zero != slope and not one:
                 raise self.error(
                     "leaky_relu: at_zero (f'(0)) must be 1 or the slope",
                     "the kink belongs to one side: at_zero=1 (right) or at_zero=slope (left)",
                 )
-            one = at_zero != slope
-            extra = [slope, sp.S.One if one else sp.S.Zero]
+            extra = [extra[0], sp.S.One if one else sp.S.Zero]
         if op == "relu":
-            if not (extra[0].is_number and float(extra[0]) in (0.0, 1.0)):
+            if not (numeric[0].is_number and float(numeric[0]) in (0.0, 1.0)):
                 raise self.error("relu: at_zero (f'(0)) must be 0 or 1")
-            extra = [sp.Integer(int(float(extra[0])))]
+            extra = [sp.Integer(int(float(numeric[0])))]
         node = self.node_of(a)
         contracted = [n.base for n in self.nodes if n.kind == "contraction"]
         if node is None and a.expr.has(Sum, *contracted):

@@ -98,10 +98,18 @@ def check_spec(
         fd = fd_check(module, seed=seed)
         sym = None
         if symbolic:
-            sym = within_budget(
-                lambda: symbolic_check(gen.derivation.graph, module, seed=seed), budget
-            )
+            sym = within_budget(lambda: _guarded(gen.derivation.graph, module, seed), budget)
     return FullReport(fd, sym)
+
+
+def _guarded(graph: Graph, module: Any, seed: int) -> SymbolicResult:
+    """The SymPy check, skipped when the random points leave a function's domain."""
+    try:
+        with np.errstate(all="ignore"):
+            return symbolic_check(graph, module, seed=seed)
+    except (ValueError, TypeError, ZeroDivisionError, OverflowError) as err:
+        note = f"skipped: not evaluable at random points ({type(err).__name__}: {err})"
+        return SymbolicResult(True, {}, {}, note, skipped=True)
 
 
 class _OverBudget(Exception):

@@ -170,11 +170,8 @@ def local_derivative(y: Node, body: sp.Expr, occ: sp.Expr) -> tuple[sp.Expr, Ste
     replaced by the node's value (``exp' = h``, ``tanh' = 1 - h²``).
     """
     x = _X
-    others = {
-        o: sp.Dummy(real=True)
-        for o in body.atoms(Indexed)
-        if o != occ and atom_name(o) == atom_name(occ)
-    }
+    # every other entry a real symbol too: Abs(w - x) then differentiates to sign(w - x)
+    others = {o: sp.Dummy(real=True) for o in body.atoms(Indexed) if o != occ}
     b = body.xreplace(others).xreplace({occ: x})
     zform = _diff(b)
     d = zform

@@ -146,6 +146,20 @@ def _balanced(text: str) -> bool:
     return depth == 0
 
 
+def full_shape(code: str, expr: sp.Expr, node: Node, g: Graph) -> str:
+    """``code`` broadcast to the node's whole shape when ``expr`` is constant along an axis.
+
+    ``mean(f)`` has the adjoint ``g_L/k`` for every entry of ``f``: without this the
+    array would have shape ``(B, 1)`` instead of ``(B, k)``.
+    """
+    missing = [lab for lab in node.labels if lab not in expr.free_symbols]
+    if not missing:
+        return code
+    sizes = [g.batch_size.name if d == BATCH else str(d) for d in node.dims]
+    shape = "(" + ", ".join(sizes) + ("," if len(sizes) == 1 else "") + ")"
+    return f"np.broadcast_to({code}, {shape}).copy()"
+
+
 def shape_text(node: Node, graph: Graph) -> str:
     dims = [graph.batch_size.name if d == BATCH else str(d) for d in node.dims]
     return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
@@ -183,7 +197,7 @@ def build_module(d: Derivation) -> Module:
             p = NumPyIndexPrinter(n.labels)
             code = p.reduction(n.expr, list(n.labels), how=n.kind)
         else:
-            code = print_expr(expr, n.labels, mod)
+            code = full_shape(print_expr(expr, n.labels, mod), expr, n, g)
         mod.forward.append(Line(n.name, code, "", shape_text(n, g)))
     mod.cache = [n.name for n in g.nodes if n.expr is not None and (n.user or n.name in read)]
     for name in needed:
@@ -194,7 +208,7 @@ def build_module(d: Derivation) -> Module:
         math = f"{target}{_idx(node)} = {expr}"
         if expr.has(sp.Piecewise):
             expr = hoist_sums(expr, target, node, g, mod)
-        code = print_expr(expr, node.labels, mod)
+        code = full_shape(print_expr(expr, node.labels, mod), expr, node, g)
         mod.backward.append(Line(target, code, math, shape_text(node, g)))
     for name in g.params:
         if name not in d.adjoints:
@@ -298,6 +312,9 @@ def render(d: Derivation, spec_path: str | None = None) -> str:
         "inits": inits,
         "uses_rng": any("rng" in c for c in inits.values()),
         "uses_glorot": any("glorot" in c for c in inits.values()),
+        "param_dims": tuple(
+            dict.fromkeys(d for n in g.params.values() for d in n.dims if isinstance(d, str))
+        ),
         "seed_dims": g.loss.dims,
         "batch": g.batch_size.name,
         "first_input": next(iter(g.inputs)),
@@ -323,7 +340,7 @@ def init_code(g: Graph, name: str) -> str:
     """How ``init_params`` fills one parameter: its spec ``init``, else Glorot or zeros."""
     node = g.params[name]
     init = g.param_init.get(name)
-    shape = f"shape({name!r})".replace("'", '"')
+    shape = py_literal(tuple(_SizeRef(d) for d in node.dims))
     if init is None:
         init = "glorot" if len(node.dims) >= 2 else "zeros"
     if isinstance(init, int | float):
@@ -332,7 +349,17 @@ def init_code(g: Graph, name: str) -> str:
         return f"np.{init}({shape}, dtype=dtype)"
     if init == "normal":
         return f"rng.normal(0.0, 1.0, {shape}).astype(dtype)"
-    return f"glorot(rng, {shape}).astype(dtype)"
+    return f"_glorot(rng, {shape}, dtype)"
+
+
+class _SizeRef:
+    """A dim in an emitted shape: ``sizes["d"]`` for a named dim, the number otherwise."""
+
+    def __init__(self, dim: str | int) -> None:
+        self.dim = dim
+
+    def __repr__(self) -> str:
+        return f'sizes["{self.dim}"]' if isinstance(self.dim, str) else str(self.dim)
 
 
 def write_atomic(path: Path, text: str) -> None:

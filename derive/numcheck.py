@@ -487,7 +487,13 @@ def _check_batch(
     batch = random_batch(module, dims, m, rng)
     w = rng.uniform(0.5, 1.5, m)
     try:
-        _loss, cache = module.forward(params, batch)
+        with np.errstate(all="ignore"):
+            _loss, cache = module.forward(params, batch)
+        if not np.all(np.isfinite(cache.get(module.LOSS, np.nan))):
+            return [
+                f"m={m}: the loss is not finite at random normal inputs and parameters: "
+                "is a log, sqrt or power applied outside its domain? (nothing was compared)"
+            ]
         problem = _check_cache(module, cache, m)
         if problem:
             return [f"m={m}: {problem}"]

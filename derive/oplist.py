@@ -69,6 +69,8 @@ RESERVED_NAMES = frozenset(
         "DIMS",
         "INPUTS",
         "PARAMS",
+        # a Python name the generated module calls at module level
+        "ValueError",
     }
 )
 """Names a spec may not declare; ``g_`` and ``_`` prefixes are reserved too (gradients, helpers)."""

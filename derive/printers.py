@@ -14,7 +14,10 @@ from functools import lru_cache
 
 import sympy as sp
 from sympy import Indexed, Symbol
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
+
+from derive.ops import written_out
 
 NP_FUNCS = {
     "exp": "np.exp",
@@ -44,6 +47,13 @@ class NumPyIndexPrinter(StrPrinter):
             key=lambda t: (not t.has(sp.Sum), t.could_extract_minus_sign(), sp.default_sort_key(t)),
         )
 
+    def _print(self, expr: sp.Basic, **kwargs: object) -> str:
+        # a number written with functions (log(2), exp(1), sigmoid(0)) becomes a Python
+        # float: NumPy's float64 scalars would promote float32 arrays
+        if isinstance(expr, sp.Expr) and expr.is_number and not expr.is_Rational:
+            return repr(float(written_out(expr).evalf()))
+        return super()._print(expr, **kwargs)
+
     def _print_Indexed(self, e: Indexed) -> str:
         return align(e.base.label.name, list(e.indices), self.target)
 
@@ -62,7 +72,9 @@ class NumPyIndexPrinter(StrPrinter):
         if name in ("relu",):
             return f"np.maximum({args[0]}, 0)"
         if name == "leaky_relu":
-            return f"np.where({args[0]} > 0, {args[0]}, {args[1]} * {args[0]})"
+            z = self.parenthesize(e.args[0], PRECEDENCE["Mul"])
+            slope = self.parenthesize(e.args[1], PRECEDENCE["Mul"])
+            return f"np.where({args[0]} > 0, {args[0]}, {slope} * {z})"
         fn = NP_FUNCS.get(name)
         if fn is None:
             raise NotImplementedError(f"no NumPy form for {name}")

@@ -34,6 +34,10 @@ class Step:
     note: str = ""
 
 
+MAX_TERMS = 64
+"""Largest product distribute() multiplies out."""
+
+
 def distribute(e: sp.Expr) -> sp.Expr:
     """Expand products over sums in numerators only (``sp.expand`` would expand denominators)."""
     if e.is_Atom or isinstance(e, Indexed | Sum):
@@ -44,6 +48,11 @@ def distribute(e: sp.Expr) -> sp.Expr:
         m = Mul(*[distribute(a) for a in e.args])
         if not isinstance(m, Mul):
             return m if m == e else distribute(m)
+        count = 1
+        for f in m.args:
+            count *= len(f.args) if isinstance(f, Add) else 1
+        if count > MAX_TERMS:  # (1 - h²)(1 - g²)... of a deep chain: keep it factored
+            return m
         terms = [S.One]
         for f in m.args:
             if isinstance(f, Add):
@@ -51,7 +60,13 @@ def distribute(e: sp.Expr) -> sp.Expr:
             else:
                 terms = [t * f for t in terms]
         return Add(*terms)
-    if isinstance(e, Pow) and e.exp.is_Integer and e.exp > 1 and isinstance(e.base, Add):
+    if (
+        isinstance(e, Pow)
+        and e.exp.is_Integer
+        and e.exp > 1
+        and isinstance(e.base, Add)
+        and len(e.base.args) ** int(e.exp) <= MAX_TERMS
+    ):
         base_terms = Add.make_args(distribute(e.base))
         terms = [S.One]
         for _ in range(int(e.exp)):

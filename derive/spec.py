@@ -486,7 +486,7 @@ def _read_string(data: Mapping[str, Any], key: str, ctx: _Ctx) -> str:
             (key,),
             'e.g. name = "mlp_softmax"' if key == "name" else 'e.g. description = "A small MLP"',
         )
-    if key == "name" and not NAME_RE.fullmatch(value):
+    if key == "name" and (not NAME_RE.fullmatch(value) or keyword.iskeyword(value)):
         raise ctx.error(
             f"invalid spec name {value!r}",
             (key,),

@@ -73,7 +73,7 @@ def backward(params, batch, cache, g_loss=None):
     y = batch["y"]
     yhat = cache["yhat"]
     if g_loss is None:
-        g_loss = np.full_like(cache[LOSS], 1 / len(cache[LOSS]))
+        g_loss = np.full_like(cache[LOSS], 1 / cache[LOSS].shape[0])
     g_L = g_loss
     # g_z[i] = (-y[i] + yhat[i])*g_L[i]
     g_z = (yhat - y)*g_L  # (m,)
@@ -96,14 +96,10 @@ def loss_and_grad(params, batch):
 def init_params(seed=0, dims=None, dtype=np.float64):
     """Random parameters for the declared sizes (override with dims={name: size})."""
     sizes = {**DIMS, **(dims or {})}
-
-    def shape(name):
-        missing = [d for d in PARAMS[name] if isinstance(d, str) and sizes[d] is None]
-        if missing:
-            raise ValueError(f"no size for {missing}: pass init_params(dims=...) with them")
-        return tuple(d if isinstance(d, int) else sizes[d] for d in PARAMS[name])
-
+    missing = [d for d in ("d",) if sizes[d] is None]
+    if missing:
+        raise ValueError(f"no size for {missing}: pass init_params(dims=...) with them")
     return {
-        "w": np.zeros(shape("w"), dtype=dtype),
-        "b": np.zeros(shape("b"), dtype=dtype),
+        "w": np.zeros((sizes["d"],), dtype=dtype),
+        "b": np.zeros((), dtype=dtype),
     }

@@ -102,7 +102,7 @@ def backward(params, batch, cache, g_loss=None):
     h3 = cache["h3"]
     p = cache["p"]
     if g_loss is None:
-        g_loss = np.full_like(cache[LOSS], 1 / len(cache[LOSS]))
+        g_loss = np.full_like(cache[LOSS], 1 / cache[LOSS].shape[0])
     g_L = g_loss
     # g_f[b, r] = (p[b, r] - t[b, r])*g_L[b]
     g_f = (p - t)*g_L[:, None]  # (m, k)
@@ -156,24 +156,21 @@ def init_params(seed=0, dims=None, dtype=np.float64):
     """Random parameters for the declared sizes (override with dims={name: size})."""
     rng = np.random.default_rng(seed)
     sizes = {**DIMS, **(dims or {})}
-
-    def shape(name):
-        missing = [d for d in PARAMS[name] if isinstance(d, str) and sizes[d] is None]
-        if missing:
-            raise ValueError(f"no size for {missing}: pass init_params(dims=...) with them")
-        return tuple(d if isinstance(d, int) else sizes[d] for d in PARAMS[name])
-
-    def glorot(rng, shp):
-        """Normal with variance 2 / (fan_out + fan_in)."""
-        return rng.normal(0.0, np.sqrt(2.0 / (shp[0] + shp[1])), shp)
-
+    missing = [d for d in ("n1", "d", "n2", "n3", "k") if sizes[d] is None]
+    if missing:
+        raise ValueError(f"no size for {missing}: pass init_params(dims=...) with them")
     return {
-        "W1": glorot(rng, shape("W1")).astype(dtype),
-        "b1": np.zeros(shape("b1"), dtype=dtype),
-        "W2": glorot(rng, shape("W2")).astype(dtype),
-        "b2": np.zeros(shape("b2"), dtype=dtype),
-        "W3": glorot(rng, shape("W3")).astype(dtype),
-        "b3": np.zeros(shape("b3"), dtype=dtype),
-        "W4": glorot(rng, shape("W4")).astype(dtype),
-        "b4": np.zeros(shape("b4"), dtype=dtype),
+        "W1": _glorot(rng, (sizes["n1"], sizes["d"]), dtype),
+        "b1": np.zeros((sizes["n1"],), dtype=dtype),
+        "W2": _glorot(rng, (sizes["n2"], sizes["n1"]), dtype),
+        "b2": np.zeros((sizes["n2"],), dtype=dtype),
+        "W3": _glorot(rng, (sizes["n3"], sizes["n2"]), dtype),
+        "b3": np.zeros((sizes["n3"],), dtype=dtype),
+        "W4": _glorot(rng, (sizes["k"], sizes["n3"]), dtype),
+        "b4": np.zeros((sizes["k"],), dtype=dtype),
     }
+
+
+def _glorot(rng, shape, dtype):
+    """Normal with variance 2 / (fan_out + fan_in)."""
+    return rng.normal(0.0, np.sqrt(2.0 / (shape[0] + shape[1])), shape).astype(dtype)

@@ -94,7 +94,7 @@ def backward(params, batch, cache, g_loss=None):
     p = cache["p"]
     B = x.shape[0]
     if g_loss is None:
-        g_loss = np.full_like(cache[LOSS], 1 / len(cache[LOSS]))
+        g_loss = np.full_like(cache[LOSS], 1 / cache[LOSS].shape[0])
     g_L = g_loss
     # g_f[b, n] = (p[b, n] - t[b, n])*g_L[b]
     g_f = (p - t)*g_L[:, None]  # (B, k)
@@ -136,21 +136,18 @@ def init_params(seed=0, dims=None, dtype=np.float64):
     """Random parameters for the declared sizes (override with dims={name: size})."""
     rng = np.random.default_rng(seed)
     sizes = {**DIMS, **(dims or {})}
-
-    def shape(name):
-        missing = [d for d in PARAMS[name] if isinstance(d, str) and sizes[d] is None]
-        if missing:
-            raise ValueError(f"no size for {missing}: pass init_params(dims=...) with them")
-        return tuple(d if isinstance(d, int) else sizes[d] for d in PARAMS[name])
-
-    def glorot(rng, shp):
-        """Normal with variance 2 / (fan_out + fan_in)."""
-        return rng.normal(0.0, np.sqrt(2.0 / (shp[0] + shp[1])), shp)
-
+    missing = [d for d in ("m", "d", "k") if sizes[d] is None]
+    if missing:
+        raise ValueError(f"no size for {missing}: pass init_params(dims=...) with them")
     return {
-        "W1": glorot(rng, shape("W1")).astype(dtype),
-        "gamma": np.ones(shape("gamma"), dtype=dtype),
-        "beta": np.zeros(shape("beta"), dtype=dtype),
-        "W2": glorot(rng, shape("W2")).astype(dtype),
-        "b2": np.zeros(shape("b2"), dtype=dtype),
+        "W1": _glorot(rng, (sizes["m"], sizes["d"]), dtype),
+        "gamma": np.ones((sizes["m"],), dtype=dtype),
+        "beta": np.zeros((sizes["m"],), dtype=dtype),
+        "W2": _glorot(rng, (sizes["k"], sizes["m"]), dtype),
+        "b2": np.zeros((sizes["k"],), dtype=dtype),
     }
+
+
+def _glorot(rng, shape, dtype):
+    """Normal with variance 2 / (fan_out + fan_in)."""
+    return rng.normal(0.0, np.sqrt(2.0 / (shape[0] + shape[1])), shape).astype(dtype)

@@ -73,7 +73,7 @@ def backward(params, batch, cache, g_loss=None):
     h = cache["h"]
     yhat = cache["yhat"]
     if g_loss is None:
-        g_loss = np.full_like(cache[LOSS], 1 / len(cache[LOSS]))
+        g_loss = np.full_like(cache[LOSS], 1 / cache[LOSS].shape[0])
     g_L = g_loss
     # g_yhat[b, k] = 2*(-y[b, k] + yhat[b, k])*g_L[b]
     g_yhat = 2*(yhat - y)*g_L[:, None]  # (B, n)
@@ -107,20 +107,17 @@ def init_params(seed=0, dims=None, dtype=np.float64):
     """Random parameters for the declared sizes (override with dims={name: size})."""
     rng = np.random.default_rng(seed)
     sizes = {**DIMS, **(dims or {})}
-
-    def shape(name):
-        missing = [d for d in PARAMS[name] if isinstance(d, str) and sizes[d] is None]
-        if missing:
-            raise ValueError(f"no size for {missing}: pass init_params(dims=...) with them")
-        return tuple(d if isinstance(d, int) else sizes[d] for d in PARAMS[name])
-
-    def glorot(rng, shp):
-        """Normal with variance 2 / (fan_out + fan_in)."""
-        return rng.normal(0.0, np.sqrt(2.0 / (shp[0] + shp[1])), shp)
-
+    missing = [d for d in ("d", "m", "n") if sizes[d] is None]
+    if missing:
+        raise ValueError(f"no size for {missing}: pass init_params(dims=...) with them")
     return {
-        "W1": glorot(rng, shape("W1")).astype(dtype),
-        "b1": np.zeros(shape("b1"), dtype=dtype),
-        "W2": glorot(rng, shape("W2")).astype(dtype),
-        "b2": np.zeros(shape("b2"), dtype=dtype),
+        "W1": _glorot(rng, (sizes["d"], sizes["m"]), dtype),
+        "b1": np.zeros((sizes["m"],), dtype=dtype),
+        "W2": _glorot(rng, (sizes["m"], sizes["n"]), dtype),
+        "b2": np.zeros((sizes["n"],), dtype=dtype),
     }
+
+
+def _glorot(rng, shape, dtype):
+    """Normal with variance 2 / (fan_out + fan_in)."""
+    return rng.normal(0.0, np.sqrt(2.0 / (shape[0] + shape[1])), shape).astype(dtype)

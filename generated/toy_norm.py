@@ -74,17 +74,14 @@ def init_params(seed=0, dims=None, dtype=np.float64):
     """Random parameters for the declared sizes (override with dims={name: size})."""
     rng = np.random.default_rng(seed)
     sizes = {**DIMS, **(dims or {})}
-
-    def shape(name):
-        missing = [d for d in PARAMS[name] if isinstance(d, str) and sizes[d] is None]
-        if missing:
-            raise ValueError(f"no size for {missing}: pass init_params(dims=...) with them")
-        return tuple(d if isinstance(d, int) else sizes[d] for d in PARAMS[name])
-
-    def glorot(rng, shp):
-        """Normal with variance 2 / (fan_out + fan_in)."""
-        return rng.normal(0.0, np.sqrt(2.0 / (shp[0] + shp[1])), shp)
-
+    missing = [d for d in ("n",) if sizes[d] is None]
+    if missing:
+        raise ValueError(f"no size for {missing}: pass init_params(dims=...) with them")
     return {
-        "W": glorot(rng, shape("W")).astype(dtype),
+        "W": _glorot(rng, (sizes["n"], sizes["n"]), dtype),
     }
+
+
+def _glorot(rng, shape, dtype):
+    """Normal with variance 2 / (fan_out + fan_in)."""
+    return rng.normal(0.0, np.sqrt(2.0 / (shape[0] + shape[1])), shape).astype(dtype)
