@@ -28,6 +28,7 @@ from derive.ops import H, Z, local_output_form, written_out
 from derive.simplify import (
     Canon,
     Step,
+    bound_labels,
     definition_at,
     freshen,
     instantiate,
@@ -141,7 +142,7 @@ def backprop(graph: Graph, y: Node, a: Node, g_y: sp.Expr) -> tuple[list[sp.Expr
         term = coeff * g * local
         rest = [lab for lab in (*y.labels, *bound) if lab not in idx]
         # labels summed over get fresh bound names; occurrence labels become a's own
-        used = set(a.labels) | term.free_symbols
+        used = set(a.labels) | term.free_symbols | bound_labels(term)  # no capture, no shadowing
         mapping = dict(zip(idx, a.labels, strict=True))
         new_limits = []
         for lab in rest:

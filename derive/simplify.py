@@ -195,7 +195,7 @@ class Canon:
     def bound_label(self, j: Symbol, body: sp.Expr) -> Symbol:
         """The first bound label of ``j``'s dim not used in ``body`` (other than ``j``)."""
         dim = self.g.labels.dim_of(j)
-        used = {s for s in body.free_symbols | _bound(body) if s != j}
+        used = {s for s in body.free_symbols | bound_labels(body) if s != j}
         for k in itertools.count(1):
             cand = self.g.labels.bound(dim, k)
             if cand not in used:
@@ -203,13 +203,14 @@ class Canon:
         raise AssertionError  # pragma: no cover
 
 
-def _bound(e: sp.Expr) -> set:
+def bound_labels(e: sp.Expr) -> set:
+    """Labels bound by some ``Sum`` inside ``e``."""
     return {lim[0] for s in e.atoms(Sum) for lim in s.limits}
 
 
 def freshen(e: sp.Expr, graph: Graph, avoid: set) -> sp.Expr:
     """Rename every bound label in ``e`` to one not in ``avoid`` (nor used in ``e``)."""
-    used = set(avoid) | e.free_symbols | _bound(e)
+    used = set(avoid) | e.free_symbols | bound_labels(e)
     subs = {}
     for s in e.atoms(Sum):
         for lim in s.limits:
@@ -223,14 +224,14 @@ def freshen(e: sp.Expr, graph: Graph, avoid: set) -> sp.Expr:
                     break
             subs[j] = cand
             used.add(cand)
-    return _rename_bound(e, subs) if subs else e
+    return _renamebound_labels(e, subs) if subs else e
 
 
-def _rename_bound(e: sp.Expr, subs: dict) -> sp.Expr:
+def _renamebound_labels(e: sp.Expr, subs: dict) -> sp.Expr:
     if e.is_Atom or isinstance(e, Indexed):
         return e
     if isinstance(e, Sum):
-        inner = _rename_bound(e.function, subs)
+        inner = _renamebound_labels(e.function, subs)
         limits = []
         for lim in e.limits:
             j = lim[0]
@@ -239,7 +240,7 @@ def _rename_bound(e: sp.Expr, subs: dict) -> sp.Expr:
                 j = subs[j]
             limits.append((j, *lim[1:]))
         return Sum(inner, *limits)
-    return e.func(*[_rename_bound(a, subs) for a in e.args])
+    return e.func(*[_renamebound_labels(a, subs) for a in e.args])
 
 
 def instantiate(e: sp.Expr, own: tuple, new: tuple, graph: Graph) -> sp.Expr:
