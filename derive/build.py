@@ -516,6 +516,9 @@ class Builder:
             return -self.from_ast(e.operand, env)
         if isinstance(e, P.Transpose):
             return self.from_ast(e.operand, env).T
+        if isinstance(e, P.BinOp) and e.op == "**" and isinstance(e.right, P.Num):
+            # a decimal exponent is exact: z**0.5 is sqrt(z), and its derivative 1/(2 h)
+            return self.from_ast(e.left, env) ** sp.Rational(repr(e.right.value))
         if isinstance(e, P.BinOp):
             left, right = self.from_ast(e.left, env), self.from_ast(e.right, env)
             return _BINOPS[e.op](left, right)
