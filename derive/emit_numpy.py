@@ -60,15 +60,18 @@ def wrap(text: str, width: int) -> list[str]:
 
 
 def split_terms(code: str) -> list[str]:
-    """``a + b - c`` split before each top-level ``+``/``-`` (outside brackets)."""
-    terms, depth, start = [], 0, 0
-    for k, ch in enumerate(code):
-        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(ch, 0)
-        if depth == 0 and code[k : k + 3] in (" + ", " - "):
-            terms.append(code[start:k])
-            start = k + 1
-    terms.append(code[start:])
-    return [t.strip() for t in terms]
+    """Split before the loosest top-level operators (``+ -``, else ``* /``), as ruff does."""
+    for ops in ((" + ", " - "), (" * ", " / ")):
+        parts, depth, start = [], 0, 0
+        for k, ch in enumerate(code):
+            depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(ch, 0)
+            if depth == 0 and k > 0 and code[k : k + 3] in ops:
+                parts.append(code[start:k])
+                start = k + 1
+        parts.append(code[start:])
+        if len(parts) > 1:
+            return [t.strip() for t in parts]
+    return [code]
 
 
 @dataclass

@@ -9,6 +9,7 @@ becomes a matmul when its labels allow (``g_z1.T @ x``), else an einsum or ``.su
 from __future__ import annotations
 
 import builtins
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -18,6 +19,8 @@ from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from derive.ops import written_out
+
+_SIMPLE = re.compile(r"-?[A-Za-z_][A-Za-z0-9_.]*|-?\d+(\.\d+)?(e-?\d+)?")
 
 NP_FUNCS = {
     "exp": "np.exp",
@@ -54,6 +57,32 @@ class NumPyIndexPrinter(StrPrinter):
             return repr(float(written_out(expr).evalf()))
         return super()._print(expr, **kwargs)
 
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        """``a * b / (c * d)``, spaced as ``ruff format`` writes it."""
+        prec = PRECEDENCE["Mul"]
+        coeff, _ = expr.as_coeff_Mul()
+        sign = ""
+        if coeff.is_number and coeff < 0:
+            expr, sign = -expr, "-"
+        numer: list[sp.Expr] = []
+        denom: list[sp.Expr] = []
+        for f in expr.as_ordered_factors():
+            if f.is_Rational and f.q != 1:
+                if f.p != 1:
+                    numer.append(sp.Integer(f.p))
+                denom.append(sp.Integer(f.q))
+            elif f.is_Pow and f.exp.is_Rational and f.exp.is_negative:
+                denom.append(f.base if f.exp == -1 else sp.Pow(f.base, -f.exp, evaluate=False))
+            else:
+                numer.append(f)
+        top = " * ".join(self.parenthesize(f, prec, strict=False) for f in numer) or "1"
+        if not denom:
+            return sign + top
+        bottom = " * ".join(self.parenthesize(f, prec, strict=False) for f in denom)
+        if len(denom) > 1:
+            bottom = f"({bottom})"
+        return f"{sign}{top} / {bottom}"
+
     def _print_Indexed(self, e: Indexed) -> str:
         return align(e.base.label.name, list(e.indices), self.target)
 
@@ -62,9 +91,6 @@ class NumPyIndexPrinter(StrPrinter):
 
     def _print_Float(self, e: sp.Float) -> str:
         return repr(float(e))
-
-    def _print_Rational(self, e: sp.Rational) -> str:
-        return f"{e.p}/{e.q}"
 
     def _print_Function(self, e: sp.Function) -> str:
         name = type(e).__name__
@@ -88,7 +114,16 @@ class NumPyIndexPrinter(StrPrinter):
             return f"np.sqrt({self._print(base)})"
         if exp == -sp.Rational(1, 2):
             return f"1 / np.sqrt({self._print(base)})"
-        return super()._print_Pow(e, rational)
+        if exp.is_Rational and exp.is_negative:
+            inverse = base if exp == -1 else sp.Pow(base, -exp, evaluate=False)
+            return f"1 / {self.parenthesize(inverse, PRECEDENCE['Mul'], strict=False)}"
+        b = self.parenthesize(base, PRECEDENCE["Pow"], strict=True)
+        x = self.parenthesize(exp, PRECEDENCE["Pow"], strict=False)
+        # as ruff format writes it: x**2 hugs simple operands, (a - b) ** 2 does not
+        return f"{b}**{x}" if _SIMPLE.fullmatch(b) and _SIMPLE.fullmatch(x) else f"{b} ** {x}"
+
+    def _print_Rational(self, e: sp.Rational) -> str:
+        return str(e.p) if e.q == 1 else f"{e.p} / {e.q}"
 
     def _print_Piecewise(self, e: sp.Piecewise) -> str:
         (val, cond), *rest = e.args

@@ -54,7 +54,7 @@ def forward(params, batch):
     y = batch["y"]
     z = (w @ x.T) + b  # (m,)
     yhat = _sigmoid(z)  # (m,)
-    L = (1 - y)*_softplus(z) + y*_softplus(-z)  # (m,)
+    L = (1 - y) * _softplus(z) + _softplus(-z) * y  # (m,)
     cache = {
         "z": z,
         "yhat": yhat,
@@ -76,7 +76,7 @@ def backward(params, batch, cache, g_loss=None):
         g_loss = np.full_like(cache[LOSS], 1 / cache[LOSS].shape[0])
     g_L = g_loss
     # g_z[i] = (-y[i] + yhat[i])*g_L[i]
-    g_z = (yhat - y)*g_L  # (m,)
+    g_z = (yhat - y) * g_L  # (m,)
     # g_b = Sum(g_z[i_1], (i_1, 1, m))
     g_b = g_z.sum(axis=0)  # ()
     # g_w[j] = Sum(g_z[i_1]*x[i_1, j], (i_1, 1, m))

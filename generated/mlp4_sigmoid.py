@@ -72,7 +72,7 @@ def forward(params, batch):
     c = f.max(axis=1)  # (m,)
     e = np.exp(f - c[:, None])  # (m, k)
     s = e.sum(axis=1)  # (m,)
-    p = e/s[:, None]  # (m, k)
+    p = e / s[:, None]  # (m, k)
     log_p = f - np.log(s[:, None]) - c[:, None]  # (m, k)
     L = -(np.einsum("ab,ab->a", log_p, t))  # (m,)
     cache = {
@@ -105,19 +105,19 @@ def backward(params, batch, cache, g_loss=None):
         g_loss = np.full_like(cache[LOSS], 1 / cache[LOSS].shape[0])
     g_L = g_loss
     # g_f[b, r] = (p[b, r] - t[b, r])*g_L[b]
-    g_f = (p - t)*g_L[:, None]  # (m, k)
+    g_f = (p - t) * g_L[:, None]  # (m, k)
     # g_h3[b, q] = Sum(W4[r_1, q]*g_f[b, r_1], (r_1, 1, k))
     g_h3 = g_f @ W4  # (m, n3)
     # g_z_h3[b, q] = (1 - h3[b, q])*g_h3[b, q]*h3[b, q]
-    g_z_h3 = (1 - h3)*g_h3*h3  # (m, n3)
+    g_z_h3 = (1 - h3) * g_h3 * h3  # (m, n3)
     # g_h2[b, n] = Sum(W3[q_1, n]*g_z_h3[b, q_1], (q_1, 1, n3))
     g_h2 = g_z_h3 @ W3  # (m, n2)
     # g_z_h2[b, n] = (1 - h2[b, n])*g_h2[b, n]*h2[b, n]
-    g_z_h2 = (1 - h2)*g_h2*h2  # (m, n2)
+    g_z_h2 = (1 - h2) * g_h2 * h2  # (m, n2)
     # g_h1[b, j] = Sum(W2[n_1, j]*g_z_h2[b, n_1], (n_1, 1, n2))
     g_h1 = g_z_h2 @ W2  # (m, n1)
     # g_z_h1[b, j] = (1 - h1[b, j])*g_h1[b, j]*h1[b, j]
-    g_z_h1 = (1 - h1)*g_h1*h1  # (m, n1)
+    g_z_h1 = (1 - h1) * g_h1 * h1  # (m, n1)
     # g_b4[r] = Sum(g_f[b_1, r], (b_1, 1, m))
     g_b4 = g_f.sum(axis=0)  # (k,)
     # g_W4[r, q] = Sum(g_f[b_1, r]*h3[b_1, q], (b_1, 1, m))

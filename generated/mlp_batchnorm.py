@@ -53,16 +53,16 @@ def forward(params, batch):
     t = batch["t"]
     B = x.shape[0]
     z1 = x @ W1.T  # (B, m)
-    d2 = -(z1.sum(axis=0))/B + z1  # (B, m)
-    std = np.sqrt((np.sum(d2.T**2, axis=-1))/B + eps)  # (m,)
-    xhat = d2/std  # (B, m)
-    y1 = gamma*xhat + beta  # (B, m)
+    d2 = -(z1.sum(axis=0)) / B + z1  # (B, m)
+    std = np.sqrt((np.sum(d2.T**2, axis=-1)) / B + eps)  # (m,)
+    xhat = d2 / std  # (B, m)
+    y1 = gamma * xhat + beta  # (B, m)
     h1 = np.tanh(y1)  # (B, m)
     f = (h1 @ W2.T) + b2  # (B, k)
     c = f.max(axis=1)  # (B,)
     e = np.exp(f - c[:, None])  # (B, k)
     s = e.sum(axis=1)  # (B,)
-    p = e/s[:, None]  # (B, k)
+    p = e / s[:, None]  # (B, k)
     log_p = f - np.log(s[:, None]) - c[:, None]  # (B, k)
     L = -(np.einsum("ab,ab->a", log_p, t))  # (B,)
     cache = {
@@ -97,15 +97,17 @@ def backward(params, batch, cache, g_loss=None):
         g_loss = np.full_like(cache[LOSS], 1 / cache[LOSS].shape[0])
     g_L = g_loss
     # g_f[b, n] = (p[b, n] - t[b, n])*g_L[b]
-    g_f = (p - t)*g_L[:, None]  # (B, k)
+    g_f = (p - t) * g_L[:, None]  # (B, k)
     # g_h1[b, j] = Sum(W2[n_1, j]*g_f[b, n_1], (n_1, 1, k))
     g_h1 = g_f @ W2  # (B, m)
     # g_y1[b, j] = (1 - h1[b, j]**2)*g_h1[b, j]
-    g_y1 = (1 - h1**2)*g_h1  # (B, m)
+    g_y1 = (1 - h1**2) * g_h1  # (B, m)
     # g_z1[b, j] = (B*g_y1[b, j] - xhat[b, j]*Sum(g_y1[b_1, j]*xhat[b_1, j], (b_1, 1, B)) -
     # Sum(g_y1[b_1, j], (b_1, 1, B)))*gamma[j]/(B*std[j])
     g_z1 = (  # (B, m)
-        (-xhat*(np.einsum("ab,ab->b", g_y1, xhat)) - (g_y1.sum(axis=0)) + B*g_y1)*gamma/(B*std)
+        (-xhat * (np.einsum("ab,ab->b", g_y1, xhat)) - (g_y1.sum(axis=0)) + B * g_y1)
+        * gamma
+        / (B * std)
     )
     # g_b2[n] = Sum(g_f[b_1, n], (b_1, 1, B))
     g_b2 = g_f.sum(axis=0)  # (k,)

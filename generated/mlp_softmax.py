@@ -59,7 +59,7 @@ def forward(params, batch):
     c = f.max(axis=1)  # (B,)
     e = np.exp(f - c[:, None])  # (B, k)
     s = e.sum(axis=1)  # (B,)
-    p = e/s[:, None]  # (B, k)
+    p = e / s[:, None]  # (B, k)
     log_p = f - np.log(s[:, None]) - c[:, None]  # (B, k)
     L = -(np.einsum("ab,ab->a", log_p, t))  # (B,)
     cache = {
@@ -87,11 +87,11 @@ def backward(params, batch, cache, g_loss=None):
         g_loss = np.full_like(cache[LOSS], 1 / cache[LOSS].shape[0])
     g_L = g_loss
     # g_f[b, n] = (p[b, n] - t[b, n])*g_L[b]
-    g_f = (p - t)*g_L[:, None]  # (B, k)
+    g_f = (p - t) * g_L[:, None]  # (B, k)
     # g_h1[b, j] = Sum(W2[n_1, j]*g_f[b, n_1], (n_1, 1, k))
     g_h1 = g_f @ W2  # (B, m)
     # g_z1[b, j] = (1 - h1[b, j])*g_h1[b, j]*h1[b, j]
-    g_z1 = (1 - h1)*g_h1*h1  # (B, m)
+    g_z1 = (1 - h1) * g_h1 * h1  # (B, m)
     # g_b2[n] = Sum(g_f[b_1, n], (b_1, 1, B))
     g_b2 = g_f.sum(axis=0)  # (k,)
     # g_W2[n, j] = Sum(g_f[b_1, n]*h1[b_1, j], (b_1, 1, B))

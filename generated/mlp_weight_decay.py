@@ -54,12 +54,12 @@ def forward(params, batch):
     c = f.max(axis=1)  # (B,)
     e = np.exp(f - c[:, None])  # (B, k)
     s = e.sum(axis=1)  # (B,)
-    p = e/s[:, None]  # (B, k)
+    p = e / s[:, None]  # (B, k)
     log_p = f - np.log(s[:, None]) - c[:, None]  # (B, k)
     ce = -(np.einsum("ab,ab->a", log_p, t))  # (B,)
     tot = np.sum(W1**2, axis=-1)  # (m,)
     tot3 = np.sum(W2**2, axis=-1)  # (k,)
-    L = lam*((tot3.sum(axis=0)) + (tot.sum(axis=0)))/2 + ce  # (B,)
+    L = lam * ((tot3.sum(axis=0)) + (tot.sum(axis=0))) / 2 + ce  # (B,)
     cache = {
         "z1": z1,
         "h1": h1,
@@ -88,7 +88,7 @@ def backward(params, batch, cache, g_loss=None):
         g_loss = np.full_like(cache[LOSS], 1 / cache[LOSS].shape[0])
     g_L = g_loss
     # g_f[b, n] = (p[b, n] - t[b, n])*g_L[b]
-    g_f = (p - t)*g_L[:, None]  # (B, k)
+    g_f = (p - t) * g_L[:, None]  # (B, k)
     # g_h1[b, j] = Sum(W2[n_1, j]*g_f[b, n_1], (n_1, 1, k))
     g_h1 = g_f @ W2  # (B, m)
     # g_z1[b, j] = Piecewise((g_h1[b, j], z1[b, j] > 0), (0, True))
@@ -97,12 +97,12 @@ def backward(params, batch, cache, g_loss=None):
     g_b2 = g_f.sum(axis=0)  # (k,)
     # g_W2[n, j] = lam*W2[n, j]*Sum(g_L[b_1], (b_1, 1, B)) + Sum(g_f[b_1, n]*h1[b_1, j], (b_1, 1,
     # B))
-    g_W2 = lam*W2*(g_L.sum(axis=0)) + (g_f.T @ h1)  # (k, m)
+    g_W2 = lam * W2 * (g_L.sum(axis=0)) + (g_f.T @ h1)  # (k, m)
     # g_b1[j] = Sum(g_z1[b_1, j], (b_1, 1, B))
     g_b1 = g_z1.sum(axis=0)  # (m,)
     # g_W1[j, i] = lam*W1[j, i]*Sum(g_L[b_1], (b_1, 1, B)) + Sum(g_z1[b_1, j]*x[b_1, i], (b_1, 1,
     # B))
-    g_W1 = lam*W1*(g_L.sum(axis=0)) + (g_z1.T @ x)  # (m, d)
+    g_W1 = lam * W1 * (g_L.sum(axis=0)) + (g_z1.T @ x)  # (m, d)
     return {
         "W1": g_W1,
         "b1": g_b1,

@@ -50,7 +50,7 @@ def forward(params, batch):
     z1 = (x @ W1.T) + b1  # (B, m)
     h1 = np.tanh(z1)  # (B, m)
     yhat = (h1 @ W2.T) + b2  # (B, n)
-    L = np.sum((yhat - y)**2, axis=-1)  # (B,)
+    L = np.sum((yhat - y) ** 2, axis=-1)  # (B,)
     cache = {
         "z1": z1,
         "h1": h1,
@@ -75,11 +75,11 @@ def backward(params, batch, cache, g_loss=None):
         g_loss = np.full_like(cache[LOSS], 1 / cache[LOSS].shape[0])
     g_L = g_loss
     # g_yhat[b, k] = 2*(-y[b, k] + yhat[b, k])*g_L[b]
-    g_yhat = 2*(yhat - y)*g_L[:, None]  # (B, n)
+    g_yhat = 2 * (yhat - y) * g_L[:, None]  # (B, n)
     # g_h1[b, j] = Sum(W2[k_1, j]*g_yhat[b, k_1], (k_1, 1, n))
     g_h1 = g_yhat @ W2  # (B, m)
     # g_z1[b, j] = (1 - h1[b, j]**2)*g_h1[b, j]
-    g_z1 = (1 - h1**2)*g_h1  # (B, m)
+    g_z1 = (1 - h1**2) * g_h1  # (B, m)
     # g_b2[k] = Sum(g_yhat[b_1, k], (b_1, 1, B))
     g_b2 = g_yhat.sum(axis=0)  # (n,)
     # g_W2[k, j] = Sum(g_yhat[b_1, k]*h1[b_1, j], (b_1, 1, B))

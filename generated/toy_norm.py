@@ -56,7 +56,7 @@ def backward(params, batch, cache, g_loss=None):
         g_loss = np.ones_like(cache[LOSS])
     g_f = g_loss
     # g_q[b, i] = 2*g_f[b]*q[b, i]
-    g_q = 2*g_f[:, None]*q  # (m, n)
+    g_q = 2 * g_f[:, None] * q  # (m, n)
     # g_W[i, i2] = Sum(g_q[b_1, i]*x[b_1, i2], (b_1, 1, m))
     g_W = g_q.T @ x  # (n, n)
     return {

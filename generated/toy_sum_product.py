@@ -39,7 +39,7 @@ def forward(params, batch):
     z = params["z"]
     x = batch["x"]
     q = y + x  # (m,)
-    f = z*q  # (m,)
+    f = z * q  # (m,)
     cache = {
         "q": q,
         "f": f,
@@ -59,7 +59,7 @@ def backward(params, batch, cache, g_loss=None):
         g_loss = np.ones_like(cache[LOSS])
     g_f = g_loss
     # g_q[b] = z*g_f[b]
-    g_q = z*g_f  # (m,)
+    g_q = z * g_f  # (m,)
     # g_z = Sum(g_f[b_1]*q[b_1], (b_1, 1, m))
     g_z = g_f @ q  # ()
     # g_y = Sum(g_q[b_1], (b_1, 1, m))

@@ -151,9 +151,10 @@ def test_every_committed_module_has_an_example() -> None:
 
 
 @pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed")
-def test_committed_modules_pass_ruff() -> None:
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]])
+def test_committed_modules_pass_ruff(command: list[str]) -> None:
     proc = subprocess.run(
-        ["ruff", "check", "--no-cache", "generated/"],
+        ["ruff", *command, "--no-cache", "generated/"],
         cwd=ROOT,
         capture_output=True,
         text=True,
