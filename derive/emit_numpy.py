@@ -22,7 +22,7 @@ from derive.derivation import Derivation, adjoint_name
 from derive.graph import BATCH, Graph, Node, atom_name
 from derive.ops import sigmoid, softplus
 from derive.printers import NumPyIndexPrinter
-from derive.simplify import definition_at, instantiate, occurrences
+from derive.simplify import definition_at, inline_nodes
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -259,21 +259,6 @@ def live_nodes(g: Graph, stable: dict[str, sp.Expr], read: set) -> set[str]:
 
 def _idx(node: Node) -> str:
     return f"[{', '.join(map(str, node.labels))}]" if node.labels else ""
-
-
-def inline_nodes(expr: sp.Expr, g: Graph, inline: dict[str, sp.Expr]) -> sp.Expr:
-    """Substitute the (stable) definitions of single-use internal values into ``expr``."""
-    for _ in range(len(g.nodes)):
-        subs = {}
-        for n in g.nodes:
-            if n.name in inline:
-                for o in occurrences(expr, n):
-                    idx = o.indices if isinstance(o, Indexed) else ()
-                    subs[o] = instantiate(inline[n.name], n.labels, idx, g)
-        if not subs:
-            return expr
-        expr = expr.xreplace(subs)
-    return expr
 
 
 def size_lines(g: Graph, codes: list[str]) -> list[Line]:

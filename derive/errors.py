@@ -27,14 +27,6 @@ class SpecError(Exception):
         self.line = line
         self.hint = hint
 
-    def located(self, file: str | None, line: int | None) -> SpecError:
-        """Fill in the location where it is still unknown; returns ``self``."""
-        if self.file is None:
-            self.file = file
-        if self.line is None:
-            self.line = line
-        return self
-
     def __str__(self) -> str:
         where = self.file or "<spec>"
         if self.line is not None:

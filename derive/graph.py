@@ -146,9 +146,6 @@ class Labels:
                 return cand
         raise AssertionError  # pragma: no cover
 
-    def is_label(self, s: sp.Basic) -> bool:
-        return s in self.by_symbol
-
 
 @dataclass
 class Graph:
@@ -173,16 +170,6 @@ class Graph:
     file: str | None = None
     sha256: str = ""
     param_init: dict[str, str | float | None] = field(default_factory=dict)
-
-    def node(self, name: str) -> Node:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(name)
-
-    @property
-    def user_nodes(self) -> list[Node]:
-        return [n for n in self.nodes if n.user and n.kind not in ("input", "param")]
 
     def consumers(self) -> dict[str, list[Node]]:
         out: dict[str, list[Node]] = {n.name: [] for n in self.nodes}

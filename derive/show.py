@@ -16,7 +16,7 @@ from sympy import Indexed, Sum, Symbol
 from derive.derivation import Derivation, adjoint_atom, adjoint_name
 from derive.graph import Node, atom_name
 from derive.printers import SpecPrinter
-from derive.simplify import Canon, Step, instantiate, merge_sums, occurrences, size, tables_for
+from derive.simplify import Canon, Step, inline_nodes, instantiate, merge_sums, size, tables_for
 
 
 def spec_str(e: sp.Expr, parsable: bool = False) -> str:
@@ -69,21 +69,8 @@ def forward_expr(d: Derivation, node: Node) -> sp.Expr:
     """The node's definition with unnamed intermediate values written out."""
     if node.expr is None:
         return node.atom
-    g = d.graph
-    expr = node.expr
-    for _ in range(len(g.nodes)):
-        subs = {}
-        for n in g.nodes:
-            if n.user or n.nograd or n.expr is None:
-                continue
-            for o in occurrences(expr, n):
-                subs[o] = instantiate(
-                    n.expr, n.labels, o.indices if isinstance(o, Indexed) else (), g
-                )
-        if not subs:
-            break
-        expr = expr.xreplace(subs)
-    return expr
+    unnamed = {n.name: n.expr for n in d.graph.nodes if not (n.user or n.nograd or n.expr is None)}
+    return inline_nodes(node.expr, d.graph, unnamed)
 
 
 def step_json(d: Derivation, s: Step, parsable: bool = True) -> dict[str, str]:

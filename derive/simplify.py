@@ -266,6 +266,21 @@ def definition_at(node: Node, labels: tuple, graph: Graph) -> sp.Expr:
     return instantiate(node.expr, node.labels, labels, graph)
 
 
+def inline_nodes(expr: sp.Expr, g: Graph, inline: dict[str, sp.Expr]) -> sp.Expr:
+    """Write the values named in ``inline`` (name -> definition) into ``expr``, repeatedly."""
+    for _ in range(len(g.nodes)):
+        subs = {}
+        for n in g.nodes:
+            if n.name in inline:
+                for o in occurrences(expr, n):
+                    idx = o.indices if isinstance(o, Indexed) else ()
+                    subs[o] = instantiate(inline[n.name], n.labels, idx, g)
+        if not subs:
+            return expr
+        expr = expr.xreplace(subs)
+    return expr
+
+
 def tables_for(graph: Graph) -> Tables:
     """Constraints from input kinds and definitions of every single-operand reduction."""
     t = Tables()
