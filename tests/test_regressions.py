@@ -73,7 +73,7 @@ def test_constants_may_state_conventions(tmp_path: Path) -> None:
 
 
 def test_batch_size_symbol_avoids_every_name(tmp_path: Path) -> None:
-    extra = "[constants]\nm = 2.0\nB = 3.0\nN = 4.0"
+    extra = "[constants]\nm = 7.0\nB = 5.0\nN = 4.0"  # none equal to a batch size used
     path = spec(
         tmp_path, 'h = "W @ x - batch_mean(W @ x)"\nL = "sum(h * h) * m * B * N"', extra=extra
     )
