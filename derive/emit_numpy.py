@@ -24,7 +24,15 @@ from derive.ops import sigmoid, softplus
 from derive.printers import NumPyIndexPrinter
 from derive.simplify import definition_at, inline_nodes
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+def _templates_dir() -> Path:
+    """``derive/templates`` in an installed wheel, the repository's ``templates/`` in a checkout."""
+    here = Path(__file__).resolve().parent
+    installed = here / "templates"
+    return installed if installed.is_dir() else here.parent / "templates"
+
+
+TEMPLATES = _templates_dir()
 
 
 @dataclass
