@@ -16,7 +16,7 @@ from sympy import Sum, Symbol
 from derive import parse as P
 from derive.errors import SpecError, suggest
 from derive.graph import BATCH, Graph, Labels, Node, atom_name, entry
-from derive.oplist import BUILTIN_OPS
+from derive.oplist import BUILTIN_OPS, HELPER_OPS
 from derive.ops import ELEMENTWISE, MACROS
 
 PREACTIVATION = "pre"
@@ -398,7 +398,7 @@ class Builder:
     def call(self, op: str, *args: object, **kwargs: object) -> Tensor:
         """Apply a built-in or custom op by name."""
         ts = [self.lift(a) for a in args]
-        if op in self.custom_ops:
+        if op in self.custom_ops and op not in HELPER_OPS:  # built-ins keep their helpers
             params, body = self.custom_ops[op]
             return self.expand_macro(op, params, (("out", body),), ts)
         if op in ("sum",):

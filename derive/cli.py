@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
 from pathlib import Path
 
+from derive import __version__
 from derive.errors import SpecError
+
+
+class UsageError(Exception):
+    """A bad command line (an option value, an output folder): exit 2, like argparse."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as err:
         print(str(err), file=sys.stderr)
         return 2
+    except UsageError as err:
+        print(f"derive: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader went away (derive show | head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as err:  # a bug in derive, not in the spec
         if os.environ.get("DERIVE_DEBUG"):
             raise
@@ -38,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="derive",
         description="Derive neural-network gradients symbolically, emit NumPy, check it.",
     )
+    p.add_argument("--version", action="version", version=f"derive {__version__}")
     sub = p.add_subparsers(required=True, metavar="COMMAND")
     gen = sub.add_parser("gen", help="write generated/NAME.py for each spec")
     gen.add_argument("specs", nargs="+", metavar="SPEC")
@@ -49,11 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     chk = sub.add_parser("check", help="prove the generated code right numerically")
     chk.add_argument("spec", metavar="SPEC")
     chk.add_argument("--json", action="store_true", help="print the result as JSON")
-    chk.add_argument("--seed", type=int, default=0)
+    chk.add_argument("--seed", type=_count(0), default=0, help="random seed (default 0)")
     chk.add_argument("--no-symbolic", action="store_true", help="skip the SymPy cross-check")
     chk.add_argument(
         "--budget",
-        type=float,
+        type=_seconds,
         default=60.0,
         help="seconds the SymPy cross-check may take before it is skipped (default 60)",
     )
@@ -63,10 +76,50 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     show.set_defaults(run=cmd_show)
     demo = sub.add_parser("demo", help="derive, emit, check and train the bundled classifier")
-    demo.add_argument("-o", "--out", default=None, help="where to write the generated module")
-    demo.add_argument("--epochs", type=int, default=30)
+    demo.add_argument("-o", "--out", default=None, help="keep the generated module in this folder")
+    demo.add_argument("--epochs", type=_count(1), default=30, help="training epochs (default 30)")
     demo.set_defaults(run=cmd_demo)
     return p
+
+
+def _count(least: int):
+    """An argparse type: an integer of at least ``least``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds, zero or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {text}")
+    return value
+
+
+def _writable_folder(out: Path) -> None:
+    """Raise :class:`UsageError` unless files can be written into ``out`` (created if missing)."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"-o {out}: not a folder; give the folder to write NAME.py into")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise UsageError(
+            f"-o {out}: cannot write there ({err.strerror}); pick another folder"
+        ) from None
 
 
 def cmd_gen(args: argparse.Namespace) -> int:
@@ -75,11 +128,24 @@ def cmd_gen(args: argparse.Namespace) -> int:
 
     stale = 0
     done = [generate(spec, args.out, write=False) for spec in args.specs]  # all or nothing
+    seen: dict[Path, str] = {}
+    for spec, g in zip(args.specs, done, strict=True):
+        if g.path in seen:
+            raise UsageError(
+                f'{seen[g.path]} and {spec} both have name = "{g.derivation.graph.name}", '
+                f"so both would write {g.path}; give each spec its own name"
+            )
+        seen[g.path] = spec
+    if not args.check and any(g.changed for g in done):
+        _writable_folder(Path(args.out))
     for spec, g in zip(args.specs, done, strict=True):
         for name in g.derivation.unused_params:
             print(f"{spec}: warning: the loss does not depend on '{name}'", file=sys.stderr)
         if not args.check and g.changed:
-            write_atomic(g.path, g.text)
+            try:
+                write_atomic(g.path, g.text)
+            except OSError as err:
+                raise UsageError(f"cannot write {g.path} ({err.strerror})") from None
         if args.check:
             if g.changed:
                 stale += 1
@@ -119,8 +185,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from derive.demo import run_demo
 
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="derive-demo-"))
-    return run_demo(out, epochs=args.epochs)
+    if args.out:
+        _writable_folder(Path(args.out))
+        return run_demo(Path(args.out), epochs=args.epochs)
+    with tempfile.TemporaryDirectory(prefix="derive-demo-") as tmp:
+        return run_demo(Path(tmp), epochs=args.epochs)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -51,6 +51,11 @@ BUILTIN_OPS: dict[str, OpSig] = {
 }
 
 
+HELPER_OPS = frozenset({"max", "total", "size", "stop"})
+"""Helpers the built-in macros call (softmax's max shift, l1/l2's total, mean's size, the
+gradient stop); a spec cannot call them, and an [ops] entry cannot take their names."""
+
+
 RESERVED_NAMES = frozenset(
     {
         # the generated module's API and constants, visible inside forward and backward

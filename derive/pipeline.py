@@ -48,9 +48,14 @@ def generate(
 
 
 def _display_path(spec: str | Path) -> str:
-    """The spec's path as written in headers: relative to the working folder when inside it."""
-    p = Path(spec)
-    try:
-        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return p.as_posix()
+    """The spec's path as headers write it, the same wherever derive runs.
+
+    Relative to the root of the git checkout holding the spec (``examples/mlp.toml``, which
+    ``derive gen`` accepts from that root), else the file name alone: never the working
+    folder, so ``gen --check`` gives one answer from every folder.
+    """
+    p = Path(spec).resolve()
+    for folder in p.parents:
+        if (folder / ".git").exists():
+            return p.relative_to(folder).as_posix()
+    return p.name

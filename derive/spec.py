@@ -12,6 +12,7 @@ import hashlib
 import keyword
 import math
 import re
+import sys
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from derive.errors import SpecError, suggest
-from derive.oplist import BUILTIN_OPS, reserved_reason
+from derive.oplist import BUILTIN_OPS, HELPER_OPS, reserved_reason
 from derive.parse import (
     NAME_RE,
     Call,
@@ -41,6 +42,10 @@ TOP_KEYS = (
     "forward",
     "loss",
 )
+SHADOWED_MODULES = frozenset(
+    {*sys.stdlib_module_names, "numpy", "derive", "sympy", "mpmath", "jinja2", "markupsafe"}
+)
+"""Module names a spec may not take: ``NAME.py`` beside other code would shadow the import."""
 TABLES = ("dims", "inputs", "params", "constants", "ops", "forward", "loss")
 INPUT_KINDS = ("real", "one_hot", "probability", "binary")
 INITS = ("zeros", "ones", "normal", "glorot")
@@ -493,6 +498,13 @@ def _read_string(data: Mapping[str, Any], key: str, ctx: _Ctx) -> str:
             "use letters, digits and '_' starting with a letter (e.g. \"mlp_softmax\"); "
             "free text belongs in description",
         )
+    if key == "name" and value in SHADOWED_MODULES:
+        raise ctx.error(
+            f"spec name {value!r} is the name of a Python module; the generated file "
+            f"{value}.py would shadow it for code that imports it",
+            (key,),
+            f'pick another name, e.g. name = "{value}_net"',
+        )
     return value
 
 
@@ -681,6 +693,13 @@ def _read_ops(data: Mapping[str, Any], ctx: _Ctx) -> dict[str, OpDecl]:
     ops: dict[str, OpDecl] = {}
     for name, entry in _table(data, "ops", ctx).items():
         _check_name(name, "ops", ctx)
+        if name in HELPER_OPS:
+            raise ctx.error(
+                f"'{name}' in [ops] is the name of a helper that built-in ops use "
+                f"({', '.join(sorted(HELPER_OPS))})",
+                ("ops", name),
+                f"pick another name, e.g. '{name}_'",
+            )
         path = ("ops", name)
         _check_entry_table(entry, path, ctx)
         for key in ("args", "expr"):
