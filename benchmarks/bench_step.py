@@ -188,6 +188,47 @@ def hand_tanh_squared(params: Arrays, batch: Arrays) -> tuple[float, Arrays]:
     return loss, grads
 
 
+def hand_bn_relu_softmax(params: Arrays, batch: Arrays) -> tuple[float, Arrays]:
+    """x -> relu(batchnorm(W1 x)) -> softmax(W2 h + b2), mean cross-entropy (eps 1e-5).
+
+    Batch norm in training mode (batch statistics, biased variance) with its compact backward
+    ``g_z = gamma / (n std) (n g_y - sum g_y - xhat sum(g_y xhat))``.
+    """
+    W1, gamma, beta, W2, b2 = (params[k] for k in ("W1", "gamma", "beta", "W2", "b2"))
+    x, t = batch["x"], batch["t"]
+    n = x.shape[0]
+    z = x @ W1.T
+    z -= z.mean(axis=0)
+    std = np.sqrt(np.einsum("ij,ij->j", z, z) / n + 1e-5)
+    xhat = z
+    xhat /= std
+    h = xhat * gamma
+    h += beta
+    np.maximum(h, 0, out=h)
+    f = h @ W2.T
+    f += b2
+    loss, p = _softmax_ce(f, t)
+    g_f = p
+    g_f -= t
+    g_f /= n
+    g_y = g_f @ W2
+    g_y *= h > 0
+    g_beta = g_y.sum(axis=0)
+    g_gamma = np.einsum("ij,ij->j", g_y, xhat)
+    g_z = g_y * n
+    g_z -= g_beta
+    g_z -= xhat * g_gamma
+    g_z *= gamma / (n * std)
+    grads = {
+        "W1": g_z.T @ x,
+        "gamma": g_gamma,
+        "beta": g_beta,
+        "W2": g_f.T @ h,
+        "b2": g_f.sum(axis=0),
+    }
+    return loss, grads
+
+
 # ----- bare matrix products ----------------------------------------------------------------------
 def gemm_pairs(params: Arrays, batch: Arrays, layers: Sequence[str]) -> Pairs:
     """Operands of every matrix product of one step of a dense net, laid out as the steps use them.
@@ -248,6 +289,10 @@ def torch_step(kind: str, params: Arrays, batch: Arrays, threads: int) -> Step |
         if kind == "sigmoid_softmax":
             h = torch.sigmoid(F.linear(x, tp["W1"], tp["b1"]))
             return F.cross_entropy(F.linear(h, tp["W2"], tp["b2"]), labels)
+        if kind == "bn_relu_softmax":
+            z = F.linear(x, tp["W1"])
+            h = torch.relu(F.batch_norm(z, None, None, tp["gamma"], tp["beta"], training=True))
+            return F.cross_entropy(F.linear(h, tp["W2"], tp["b2"]), labels)
         if kind == "relu2_softmax":
             h = torch.relu(F.linear(x, tp["W1"], tp["b1"]))
             h = torch.relu(F.linear(h, tp["W2"], tp["b2"]))
@@ -303,6 +348,22 @@ CONFIGS = (
         ("W1", "W2", "W3"),
     ),
     Config("3-4-1", "tiny_3_4_1.toml", 1, "tanh_squared", hand_tanh_squared, ("W1", "W2")),
+    Config(
+        "bn-nested",
+        "bn_256_512_10_nested.toml",
+        128,
+        "bn_relu_softmax",
+        hand_bn_relu_softmax,
+        ("W1", "W2"),
+    ),
+    Config(
+        "bn-staged",
+        "bn_256_512_10_staged.toml",
+        128,
+        "bn_relu_softmax",
+        hand_bn_relu_softmax,
+        ("W1", "W2"),
+    ),
 )
 
 

@@ -118,6 +118,7 @@ class Builder:
         self.where: str | None = None  # name of the equation being built, for errors
         self._equation_start = 0
         self._taken = names
+        self._depth = 0  # > 0 while a macro's body is built
 
     # ----- errors ---------------------------------------------------------------------
     def error(self, message: str, hint: str | None = None) -> SpecError:
@@ -396,7 +397,21 @@ class Builder:
 
     # ----- op calls -----------------------------------------------------------------------
     def call(self, op: str, *args: object, **kwargs: object) -> Tensor:
-        """Apply a built-in or custom op by name."""
+        """Apply a built-in or custom op by name.
+
+        At the top level of an equation the op's arguments and its result keep named
+        adjoints, as if the author had written each on a line of its own: what is nested
+        and what is staged derive the same forms.
+        """
+        out = self._call(op, *args, **kwargs)
+        if self._depth == 0:
+            for t in (*args, out):
+                node = self.node_of(t) if isinstance(t, Tensor) else None
+                if node is not None and node.expr is not None and node.batched:
+                    node.meta["stage"] = True
+        return out
+
+    def _call(self, op: str, *args: object, **kwargs: object) -> Tensor:
         ts = [self.lift(a) for a in args]
         if op in self.custom_ops and op not in HELPER_OPS:  # built-ins keep their helpers
             params, body = self.custom_ops[op]
@@ -484,6 +499,18 @@ class Builder:
         first = len(self.nodes)
         env = {**self.const_env, **dict(zip(params, args, strict=True))}
         result: Tensor | None = None
+        self._depth += 1
+        try:
+            result = self._macro_body(stmts, env)
+        finally:
+            self._depth -= 1
+        for node in self.nodes[first:]:
+            if not node.meta.get("preactivation"):
+                node.meta.setdefault("macro", op)
+        return result
+
+    def _macro_body(self, stmts, env: dict[str, Tensor]) -> Tensor:
+        result: Tensor | None = None
         for local, ast in stmts:
             start = len(self.nodes)
             result = self.from_ast(ast, env)
@@ -495,9 +522,6 @@ class Builder:
                     self._rename(node, self.fresh(local))
                     result = Tensor(self, node.atom, result.dims)
             env[local] = result
-        for node in self.nodes[first:]:
-            if not node.meta.get("preactivation"):
-                node.meta.setdefault("macro", op)
         assert result is not None
         return result
 

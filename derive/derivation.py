@@ -122,7 +122,11 @@ def staged(graph: Graph, node: Node, path: set[str]) -> bool:
     True for values outside op definitions whose adjoint reaches two or more
     arguments (the pre-activation ``W x + b`` feeds both ``W`` and ``b``).
     """
-    if node.user or node.meta.get("macro") or node.expr is None:
+    if node.user or node.expr is None:
+        return False
+    if node.meta.get("stage"):
+        return True
+    if node.meta.get("macro"):
         return False
     fan_out = [a for a in node.args if a.name in path and not a.nograd]
     return len(fan_out) >= 2 and node.kind == "pointwise"

@@ -18,7 +18,7 @@ import jinja2
 import sympy as sp
 from sympy import Indexed, Symbol
 
-from derive.derivation import Derivation, adjoint_name
+from derive.derivation import Derivation, adjoint_atom, adjoint_name
 from derive.graph import BATCH, Graph, Node, atom_name
 from derive.ops import sigmoid, softplus
 from derive.printers import NumPyIndexPrinter
@@ -211,12 +211,13 @@ def build_module(d: Derivation) -> Module:
             code = full_shape(print_expr(expr, n.labels, mod), expr, n, g)
         mod.forward.append(Line(n.name, code, "", shape_text(n, g)))
     mod.cache = [n.name for n in g.nodes if n.expr is not None and (n.user or n.name in read)]
-    for name in needed:
+    order, exprs = shared_sums(d, needed)
+    for name in order:
         adj = d.adjoints[name]
         node = adj.node
         target = adjoint_name(name)
-        expr = adj.expr
-        math = f"{target}{_idx(node)} = {expr}"
+        expr = exprs[name]
+        math = f"{target}{_idx(node)} = {adj.expr}"
         if expr.has(sp.Piecewise):
             expr = hoist_sums(expr, target, node, g, mod)
         code = full_shape(print_expr(expr, node.labels, mod), expr, node, g)
@@ -234,6 +235,34 @@ def build_module(d: Derivation) -> Module:
     mod.backward_reads = [n for n in leaves if n in back_words]
     mod.cache_reads = [n for n in mod.cache if n in back_words]
     return mod
+
+
+def shared_sums(d: Derivation, needed: list[str]) -> tuple[list[str], dict[str, sp.Expr]]:
+    """Order and expressions of the backward lines, every batch sum computed once.
+
+    A parameter gradient that is a sum an earlier adjoint also needs (``Σ_b g_y`` is both
+    ``g_beta`` and a term of batch norm's ``g_z``) moves up to just before its first
+    reader, which then reads it by name.
+    """
+    order = list(needed)
+    exprs = {n: d.adjoints[n].expr for n in needed}
+    for name in [n for n in needed if n in d.graph.params]:
+        total = exprs[name]
+        if not isinstance(total, sp.Sum):
+            continue
+        at = order.index(name)
+        readers = [q for q in order[:at] if exprs[q].has(total)]
+        if not readers:
+            continue
+        first = order.index(readers[0])
+        if any(order.index(u) >= first for u in d.adjoints[name].uses if u in order):
+            continue
+        atom = adjoint_atom(d.adjoints[name].node)
+        for q in readers:
+            exprs[q] = exprs[q].xreplace({total: atom})
+        order.remove(name)
+        order.insert(first, name)
+    return order, exprs
 
 
 def _words(codes: list[str]) -> set[str]:

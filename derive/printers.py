@@ -151,7 +151,10 @@ class NumPyIndexPrinter(StrPrinter):
         body, limits = e.function, e.limits
         js = [lim[0] for lim in limits]
         coeff, rest = body.as_independent(*js, *free, as_Add=False)
-        factors = [f for f in sp.Mul.make_args(rest)]
+        factors = []
+        for f in sp.Mul.make_args(rest):  # a square is a product: Σ z² is an einsum
+            square = f.is_Pow and f.exp == 2 and isinstance(f.base, Indexed)
+            factors += [f.base, f.base] if square else [f]
         pre = "" if coeff == 1 else f"{self.parenthesize(coeff, 50)} * "
         if (
             how == "sum"

@@ -54,7 +54,7 @@ def forward(params, batch):
     B = x.shape[0]
     z1 = x @ W1.T  # (B, m)
     d2 = -(z1.sum(axis=0)) / B + z1  # (B, m)
-    std = np.sqrt((np.sum(d2.T**2, axis=-1)) / B + eps)  # (m,)
+    std = np.sqrt((np.einsum("ab,ab->b", d2, d2)) / B + eps)  # (m,)
     xhat = d2 / std  # (B, m)
     y1 = gamma * xhat + beta  # (B, m)
     h1 = np.tanh(y1)  # (B, m)
@@ -102,21 +102,17 @@ def backward(params, batch, cache, g_loss=None):
     g_h1 = g_f @ W2  # (B, m)
     # g_y1[b, j] = (1 - h1[b, j]**2)*g_h1[b, j]
     g_y1 = (1 - h1**2) * g_h1  # (B, m)
-    # g_z1[b, j] = (B*g_y1[b, j] - xhat[b, j]*Sum(g_y1[b_1, j]*xhat[b_1, j], (b_1, 1, B)) -
-    # Sum(g_y1[b_1, j], (b_1, 1, B)))*gamma[j]/(B*std[j])
-    g_z1 = (  # (B, m)
-        (-xhat * (np.einsum("ab,ab->b", g_y1, xhat)) - (g_y1.sum(axis=0)) + B * g_y1)
-        * gamma
-        / (B * std)
-    )
-    # g_b2[n] = Sum(g_f[b_1, n], (b_1, 1, B))
-    g_b2 = g_f.sum(axis=0)  # (k,)
-    # g_W2[n, j] = Sum(g_f[b_1, n]*h1[b_1, j], (b_1, 1, B))
-    g_W2 = g_f.T @ h1  # (k, m)
     # g_beta[j] = Sum(g_y1[b_1, j], (b_1, 1, B))
     g_beta = g_y1.sum(axis=0)  # (m,)
     # g_gamma[j] = Sum(g_y1[b_1, j]*xhat[b_1, j], (b_1, 1, B))
     g_gamma = np.einsum("ab,ab->b", g_y1, xhat)  # (m,)
+    # g_z1[b, j] = (B*g_y1[b, j] - xhat[b, j]*Sum(g_y1[b_1, j]*xhat[b_1, j], (b_1, 1, B)) -
+    # Sum(g_y1[b_1, j], (b_1, 1, B)))*gamma[j]/(B*std[j])
+    g_z1 = (B * g_y1 - g_gamma * xhat - g_beta) * gamma / (B * std)  # (B, m)
+    # g_b2[n] = Sum(g_f[b_1, n], (b_1, 1, B))
+    g_b2 = g_f.sum(axis=0)  # (k,)
+    # g_W2[n, j] = Sum(g_f[b_1, n]*h1[b_1, j], (b_1, 1, B))
+    g_W2 = g_f.T @ h1  # (k, m)
     # g_W1[j, i] = Sum(g_z1[b_1, j]*x[b_1, i], (b_1, 1, B))
     g_W1 = g_z1.T @ x  # (m, d)
     return {
