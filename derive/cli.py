@@ -79,6 +79,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--out", default=None, help="keep the generated module in this folder")
     demo.add_argument("--epochs", type=_count(1), default=30, help="training epochs (default 30)")
     demo.set_defaults(run=cmd_demo)
+    verify = sub.add_parser("verify", help="check a student's work against the derivation")
+    vsub = verify.add_subparsers(required=True, metavar="WHAT")
+    vcode = vsub.add_parser("code", help="run hand-written gradient code in a sandbox, judge it")
+    vcode.add_argument("--spec", required=True, metavar="SPEC")
+    vcode.add_argument("--submission", required=True, help="a .py file or a folder")
+    _grading_options(vcode)
+    vcode.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    vcode.set_defaults(run=cmd_verify_code)
     return p
 
 
@@ -120,6 +128,24 @@ def _writable_folder(out: Path) -> None:
         raise UsageError(
             f"-o {out}: cannot write there ({err.strerror}); pick another folder"
         ) from None
+
+
+def _grading_options(p: argparse.ArgumentParser) -> None:
+    """--entry, --map, --cases, --seed, --timeout: shared by verify code, grade, autograder."""
+    p.add_argument("--entry", default="backward", help="the function to call (default backward)")
+    p.add_argument(
+        "--map",
+        default=None,
+        metavar="SPEC=SUB,...",
+        help="names the submission uses for inputs/parameters, e.g. x=X,t=Y",
+    )
+    p.add_argument(
+        "--cases", type=_count(1), default=3, help="random batches to test on (default 3)"
+    )
+    p.add_argument("--seed", type=_count(0), default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--timeout", type=_seconds, default=20.0, help="seconds per submission (default 20)"
+    )
 
 
 def cmd_gen(args: argparse.Namespace) -> int:
@@ -190,6 +216,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return run_demo(Path(args.out), epochs=args.epochs)
     with tempfile.TemporaryDirectory(prefix="derive-demo-") as tmp:
         return run_demo(Path(tmp), epochs=args.epochs)
+
+
+def cmd_verify_code(args: argparse.Namespace) -> int:
+    from derive.grading.cli import verify_code_command
+
+    return verify_code_command(args)
 
 
 if __name__ == "__main__":  # pragma: no cover
