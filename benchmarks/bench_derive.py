@@ -110,8 +110,8 @@ def smoke_test(text: str, name: str) -> None:
 def child(spec: str) -> None:
     """Time the stages for one spec in this (fresh) process and print them as JSON."""
     t0 = time.perf_counter()
-    from derive.derivation import derive
-    from derive.emit_numpy import render
+    from derive.autodiff.reverse import derive
+    from derive.emit.numpy_module import render
     from derive.pipeline import load_graph
 
     t1 = time.perf_counter()

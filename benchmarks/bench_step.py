@@ -80,8 +80,8 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402
 
-from derive.numcheck import load_module  # noqa: E402
 from derive.pipeline import generate  # noqa: E402
+from derive.verify.module import load_module  # noqa: E402
 
 Arrays = dict[str, np.ndarray]
 Step = Callable[[Arrays, Arrays], tuple[Any, Arrays]]

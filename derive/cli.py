@@ -149,7 +149,7 @@ def _grading_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_gen(args: argparse.Namespace) -> int:
-    from derive.emit_numpy import write_atomic
+    from derive.emit.numpy_module import write_atomic
     from derive.pipeline import generate
 
     stale = 0
@@ -184,7 +184,7 @@ def cmd_gen(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from derive.check import check_spec
+    from derive.verify.run import check_spec
 
     report = check_spec(
         args.spec, seed=args.seed, symbolic=not args.no_symbolic, budget=args.budget

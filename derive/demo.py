@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from derive.check import check_spec
-from derive.numcheck import load_module
 from derive.pipeline import generate
 from derive.show import show_json
-from derive.train import load_blobs, one_hot, train
+from derive.train.data import load_blobs, one_hot
+from derive.train.loop import train
+from derive.verify.module import load_module
+from derive.verify.run import check_spec
 
 EXAMPLE = Path(__file__).resolve().parent / "data" / "mlp_softmax.toml"
 

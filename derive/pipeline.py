@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from derive.build import graph_from_spec
-from derive.derivation import Derivation, derive
-from derive.emit_numpy import render, write_atomic
-from derive.graph import Graph
-from derive.spec import load_spec
+from derive.autodiff.adjoint import Derivation
+from derive.autodiff.reverse import derive
+from derive.emit.numpy_module import render, write_atomic
+from derive.graph.builder import graph_from_spec
+from derive.graph.nodes import Graph
+from derive.lang.spec import load_spec
 
 
 def load_graph(path: str | Path) -> Graph:

@@ -1,7 +1,7 @@
 """Presenting a derivation: every named value's forward expression, adjoint and steps.
 
 Expressions are printed per example in the spec's own names by
-:class:`derive.printers.SpecPrinter`: elementwise ones without indices (``p - t``),
+:class:`derive.emit.printers.SpecPrinter`: elementwise ones without indices (``p - t``),
 ones with sums in index notation.  The loss seed ``g_L`` is 1 here (the adjoint of
 one example's loss); the emitted code scales it by the batch reduction.
 """
@@ -13,10 +13,12 @@ from typing import Any
 import sympy as sp
 from sympy import Indexed, Sum, Symbol
 
-from derive.derivation import Derivation, adjoint_atom, adjoint_name
-from derive.graph import Node, atom_name
-from derive.printers import SpecPrinter
-from derive.simplify import Canon, Step, inline_nodes, instantiate, merge_sums, size, tables_for
+from derive.autodiff.adjoint import Derivation, adjoint_atom, adjoint_name
+from derive.autodiff.canon import Canon, merge_sums, size, tables_for
+from derive.autodiff.steps import Step
+from derive.emit.printers import SpecPrinter
+from derive.graph.labels import inline_nodes, instantiate
+from derive.graph.nodes import Node, atom_name
 
 
 def spec_str(e: sp.Expr, parsable: bool = False) -> str:

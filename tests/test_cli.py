@@ -14,7 +14,7 @@ import pytest
 import sympy as sp
 
 from derive.cli import main
-from derive.numcheck import load_module
+from derive.verify.module import load_module
 
 ROOT = Path(__file__).resolve().parents[1]
 MLP = ROOT / "examples" / "mlp_softmax.toml"

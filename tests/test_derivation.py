@@ -10,15 +10,16 @@ import sympy as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from derive.build import Builder
-from derive.check import symbolic_check
-from derive.derivation import derive
-from derive.emit_numpy import render
-from derive.numcheck import fd_check, load_module
-from derive.ops import H, Z, output_form, sigmoid, softplus
+from derive.autodiff.reverse import derive
+from derive.emit.numpy_module import render
+from derive.graph.builder import Builder
+from derive.lang.spec import parse_spec
+from derive.ops.functions import H, Z, output_form, sigmoid, softplus
 from derive.pipeline import derive_spec
 from derive.show import show_json, spec_str
-from derive.spec import parse_spec
+from derive.verify.finite_diff import fd_check
+from derive.verify.module import load_module
+from derive.verify.symbolic import symbolic_check
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -83,7 +84,7 @@ def _softmax_spec(kind: str) -> str:
 
 
 def test_unconstrained_target_gives_honest_form() -> None:
-    from derive.build import graph_from_spec
+    from derive.graph.builder import graph_from_spec
 
     d = derive(graph_from_spec(parse_spec(_softmax_spec("real"))))
     adj = show_json(d)["nodes"]["f"]["adjoint"]
@@ -94,7 +95,7 @@ def test_unconstrained_target_gives_honest_form() -> None:
 
 
 def test_probability_target_also_gives_p_minus_t() -> None:
-    from derive.build import graph_from_spec
+    from derive.graph.builder import graph_from_spec
 
     d = derive(graph_from_spec(parse_spec(_softmax_spec("probability"))))
     assert same(show_json(d)["nodes"]["f"]["adjoint"], "p - t")
@@ -169,7 +170,7 @@ output = "L"
 
 
 def test_batchnorm_by_hand_derives_like_the_builtin(tmp_path: Path) -> None:
-    from derive.build import graph_from_spec
+    from derive.graph.builder import graph_from_spec
 
     by_hand = (
         "gamma * (z1 - batch_mean(z1)) / sqrt(batch_mean((z1 - batch_mean(z1))**2) + eps) + beta"
@@ -233,7 +234,7 @@ def test_adjoint_of_value_used_twice_sums_both_paths(tmp_path: Path) -> None:
 
 def test_symbolic_check_catches_a_wrong_derivative(tmp_path: Path, monkeypatch) -> None:
     """Corrupt the fitted sigmoid' (h instead of h - h²): both witnesses must object."""
-    import derive.derivation as derivation
+    import derive.autodiff.reverse as derivation
 
     monkeypatch.setattr(derivation, "local_output_form", lambda fn: H)
     d = derive_spec(EXAMPLES / "mlp_softmax.toml")
@@ -315,7 +316,8 @@ def test_l2_penalty_adds_weight_decay_to_the_gradient(tmp_path: Path) -> None:
 
 
 def test_symbolic_check_over_budget_is_skipped_not_failed() -> None:
-    from derive.check import SymbolicResult, within_budget
+    from derive.verify.report import SymbolicResult
+    from derive.verify.run import within_budget
 
     def forever() -> SymbolicResult:
         while True:
@@ -327,7 +329,7 @@ def test_symbolic_check_over_budget_is_skipped_not_failed() -> None:
 
 
 def test_log_softmax_beside_softmax_is_computed_once_and_gives_p_minus_t() -> None:
-    from derive.build import graph_from_spec
+    from derive.graph.builder import graph_from_spec
 
     text = (EXAMPLES / "mlp_softmax.toml").read_text()
     text = text.replace('p  = "softmax(f)"', 'p  = "softmax(f)"\nlp = "log_softmax(f)"')

@@ -16,8 +16,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from derive.numcheck import load_module
 from derive.pipeline import generate
+from derive.verify.module import load_module
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))

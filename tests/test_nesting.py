@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derive.build import graph_from_spec
-from derive.derivation import derive
-from derive.emit_numpy import render
-from derive.numcheck import load_module
-from derive.spec import parse_spec
+from derive.autodiff.reverse import derive
+from derive.emit.numpy_module import render
+from derive.graph.builder import graph_from_spec
+from derive.lang.spec import parse_spec
+from derive.verify.module import load_module
 
 HEAD = """
 name = "{name}"

@@ -15,14 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from derive.numcheck import (
-    CheckReport,
-    fd_check,
-    load_module,
-    random_batch,
-    random_params,
-    resolve_dims,
-)
+from derive.verify.finite_diff import fd_check
+from derive.verify.module import load_module, random_batch, random_params, resolve_dims
+from derive.verify.report import CheckReport
 
 FAST = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CORRECT = [fm.SoftmaxMLP, fm.BatchNormNet, fm.LogisticRegression]

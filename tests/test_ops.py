@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from derive.build import Builder, Tensor
-from derive.check import symbolic_check
-from derive.derivation import derive
-from derive.emit_numpy import render
-from derive.numcheck import fd_check, load_module
-from derive.oplist import BUILTIN_OPS
+from derive.autodiff.reverse import derive
+from derive.emit.numpy_module import render
+from derive.graph.builder import Builder, Tensor
+from derive.ops.signatures import BUILTIN_OPS
+from derive.verify.finite_diff import fd_check
+from derive.verify.module import load_module
+from derive.verify.symbolic import symbolic_check
 
 
 def network(body: Callable[[Builder, Tensor, Tensor], Tensor], kind: str = "real", **extra):

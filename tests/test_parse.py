@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 if importlib.util.find_spec("derive") is None:  # plain `pytest` without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from derive import parse
-from derive.parse import (
+from derive.lang import expr as parse
+from derive.lang.expr import (
     BinOp,
     Call,
     Expr,

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from derive.check import check_spec
 from derive.errors import SpecError
-from derive.numcheck import load_module
 from derive.pipeline import generate
+from derive.verify.module import load_module
+from derive.verify.run import check_spec
 
 
 def spec(tmp_path: Path, forward: str, *, extra: str = "", name: str = "net") -> Path:

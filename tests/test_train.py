@@ -13,15 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import derive
-from derive.train import (
-    BLOBS_CENTERS,
-    Optimizer,
-    blobs_csv_text,
-    load_blobs,
-    make_blobs,
-    one_hot,
-    train,
-)
+from derive.train.data import BLOBS_CENTERS, blobs_csv_text, load_blobs, make_blobs, one_hot
+from derive.train.loop import train
+from derive.train.optim import Optimizer
 
 HIDDEN = {"n_hidden": 8}
 

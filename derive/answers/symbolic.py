@@ -16,7 +16,7 @@ from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from derive.answers.tree import Bin, Call, Name, Neg, Num, Op, SumOver, Transpose, Tree
-from derive.ops import sigmoid
+from derive.ops.functions import sigmoid
 
 
 class T(sp.Function):

@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from derive.emit_numpy import render
-from derive.numcheck import load_module, random_batch, random_params, resolve_dims
+from derive.emit.numpy_module import render
 from derive.pipeline import derive_spec
+from derive.verify.module import load_module, random_batch, random_params, resolve_dims
 
 Arrays = dict[str, np.ndarray]
 

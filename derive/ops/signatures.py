@@ -1,4 +1,4 @@
-"""Names and call signatures of the built-in ops (their math lives in ``derive.ops``).
+"""Names and call signatures of the built-in ops (their math lives in :mod:`derive.ops.functions`).
 
 Kept apart from the math so that the spec reader can check calls without importing SymPy.
 """

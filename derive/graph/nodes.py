@@ -16,13 +16,13 @@ Everything else (softmax, batch norm, custom ops) is built from these two.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 
 import sympy as sp
 from sympy import Indexed, IndexedBase, Sum, Symbol
 
 from derive.errors import SpecError
+from derive.graph.labels import Labels
 
 BATCH = "batch"
 """Name of the batch axis in ``Node.dims``."""
@@ -82,76 +82,11 @@ def atom_name(a: sp.Expr) -> str | None:
     return None
 
 
-class Labels:
-    """Index labels for every dim: free ones (``i``, ``i2``) and bound ones (``i_1``, ``i_2``).
-
-    Labels avoid every name the spec uses, so printed expressions stay unambiguous.
-    """
-
-    POOL = "bijknqrsuvwacefghp"
-
-    def __init__(self, dims: dict[str, sp.Expr], taken: set[str]) -> None:
-        self.sizes = dict(dims)
-        self.letter: dict[str, str] = {}
-        free_letters = [c for c in self.POOL if c not in taken]
-        extra = (f"i{n}" for n in itertools.count(1))
-        for dim in dims:
-            if free_letters:
-                self.letter[dim] = free_letters.pop(0)
-            else:
-                self.letter[dim] = next(e for e in extra if e not in taken)
-        self.by_symbol: dict[Symbol, str] = {}
-
-    def _sym(self, name: str, dim: str) -> Symbol:
-        s = Symbol(name, integer=True)
-        self.by_symbol[s] = dim
-        return s
-
-    def free(self, dim: str, occurrence: int = 0) -> Symbol:
-        suffix = "" if occurrence == 0 else str(occurrence + 1)
-        return self._sym(self.letter[dim] + suffix, dim)
-
-    def bound(self, dim: str, n: int) -> Symbol:
-        return self._sym(f"{self.letter[dim]}_{n}", dim)
-
-    def dim_of(self, label: Symbol) -> str:
-        return self.by_symbol[label]
-
-    def size(self, dim: str | int) -> sp.Expr:
-        return sp.Integer(dim) if isinstance(dim, int) else self.sizes[dim]
-
-    def for_dims(self, dims: tuple[str | int, ...]) -> tuple[Symbol, ...]:
-        """Own labels of a node with these dims (a repeated dim gets ``i``, ``i2``, ...)."""
-        seen: dict[str, int] = {}
-        out = []
-        for d in dims:
-            key = self.int_dim(d) if isinstance(d, int) else d
-            out.append(self.free(key, seen.get(key, 0)))
-            seen[key] = seen.get(key, 0) + 1
-        return tuple(out)
-
-    def int_dim(self, n: int) -> str:
-        """Integer sizes in shapes act as anonymous dims named ``_n``."""
-        key = f"_{n}"
-        if key not in self.sizes:
-            self.sizes[key] = sp.Integer(n)
-            self.letter[key] = self._next_letter()
-        return key
-
-    def _next_letter(self) -> str:
-        used = set(self.letter.values())
-        for n in itertools.count(1):
-            cand = f"a{n}"
-            if cand not in used:
-                return cand
-        raise AssertionError  # pragma: no cover
-
-
 @dataclass
 class Graph:
     """A network: nodes in topological order plus the declared loss.
 
-    Build one with :class:`derive.build.Builder` (from Python or from a spec).
+    Build one with :class:`derive.graph.builder.Builder` (from Python or from a spec).
     """
 
     name: str

@@ -18,7 +18,7 @@ from sympy import Indexed, Symbol
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
-from derive.ops import written_out
+from derive.ops.functions import written_out
 
 _SIMPLE = re.compile(r"-?[A-Za-z_][A-Za-z0-9_.]*|-?\d+(\.\d+)?(e-?\d+)?")
 

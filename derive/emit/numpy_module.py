@@ -1,7 +1,7 @@
 """Emission: a derivation in, a NumPy module out (through ``templates/numpy_module.py.j2``).
 
 The template holds the module's shape; every expression reaches it already
-printed by :class:`derive.printers.NumPyIndexPrinter`.  Forward values are
+printed by :class:`derive.emit.printers.NumPyIndexPrinter`.  Forward values are
 printed in stable forms (:func:`stable_log`), values the backward pass reads
 are cached, and internal values used once are inlined.
 """
@@ -14,25 +14,15 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jinja2
 import sympy as sp
 from sympy import Indexed, Symbol
 
-from derive.derivation import Derivation, adjoint_atom, adjoint_name
-from derive.graph import BATCH, Graph, Node, atom_name
-from derive.ops import sigmoid, softplus
-from derive.printers import NumPyIndexPrinter
-from derive.simplify import definition_at, inline_nodes
-
-
-def _templates_dir() -> Path:
-    """``derive/templates`` in an installed wheel, the repository's ``templates/`` in a checkout."""
-    here = Path(__file__).resolve().parent
-    installed = here / "templates"
-    return installed if installed.is_dir() else here.parent / "templates"
-
-
-TEMPLATES = _templates_dir()
+from derive.autodiff.adjoint import Derivation, adjoint_atom, adjoint_name
+from derive.emit.printers import NumPyIndexPrinter
+from derive.emit.templating import py_literal, render_template
+from derive.graph.labels import definition_at, inline_nodes
+from derive.graph.nodes import BATCH, Graph, Node, atom_name
+from derive.ops.functions import sigmoid, softplus
 
 
 @dataclass
@@ -316,13 +306,6 @@ def size_lines(g: Graph, codes: list[str]) -> list[Line]:
 def render(d: Derivation, spec_path: str | None = None) -> str:
     """The generated module's source text (deterministic for a given spec)."""
     mod = build_module(d)
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-    )
     g = d.graph
     inits = {n: init_code(g, n) for n in g.params}
     ctx = {
@@ -344,21 +327,7 @@ def render(d: Derivation, spec_path: str | None = None) -> str:
         "batch": g.batch_size.name,
         "first_input": next(iter(g.inputs)),
     }
-    env.filters["py"] = py_literal
-    text = env.get_template("numpy_module.py.j2").render(**ctx)
-    return text
-
-
-def py_literal(v: object) -> str:
-    """Python source for a literal of dicts, tuples, strings, numbers and None (double quotes)."""
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{py_literal(k)}: {py_literal(x)}" for k, x in v.items()) + "}"
-    if isinstance(v, tuple):
-        inner = ", ".join(py_literal(x) for x in v)
-        return f"({inner},)" if len(v) == 1 else f"({inner})"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(v)
+    return render_template("numpy_module.py.j2", **ctx)
 
 
 def init_code(g: Graph, name: str) -> str:

@@ -1,4 +1,4 @@
-"""Rewriting adjoints into the forms people teach, with every step recorded.
+"""The canonical form of index expressions, with the facts it used.
 
 ``Sum`` is only a container here: it is never ``doit()``-ed (SymPy 1.14 fails on
 batch norm that way).  The canonical form is derive's own: numerator-only
@@ -8,31 +8,19 @@ labels renamed canonically, and lookups in two tables kept as data:
 * constraints the spec declares (``Σ_k t[b, k] = 1`` for one-hot targets);
 * definitions of reductions (``Σ_b z[b, c] = m μ[c]``, ``Σ_k e[b, k] = s[b]``).
 
-On top of that, size-guarded rewrites are tried greedily: fold a value into the
-named value computed from it (``e → p s``), unfold an internal value inside a
-sum, and inline a named adjoint when it cancels.  No ``simplify()``, no ``solve()``.
+No ``simplify()``, no ``solve()``.  The rewriting on top of this form lives in
+:mod:`derive.autodiff.rewrite`.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 
 import sympy as sp
 from sympy import Add, Indexed, Mul, Pow, S, Sum, Symbol
 
-from derive.graph import Graph, Node, atom_name, split_sum
-
-
-@dataclass(frozen=True)
-class Step:
-    """One rewrite: which rule, the expression before and after, and a note."""
-
-    rule: str
-    before: sp.Expr
-    after: sp.Expr
-    note: str = ""
-
+from derive.graph.labels import bound_labels
+from derive.graph.nodes import Graph, atom_name, split_sum
 
 MAX_TERMS = 64
 """Largest product distribute() multiplies out."""
@@ -194,91 +182,13 @@ class Canon:
 
     def bound_label(self, j: Symbol, body: sp.Expr) -> Symbol:
         """The first bound label of ``j``'s dim not used in ``body`` (other than ``j``)."""
-        dim = self.g.labels.dim_of(j)
         used = {s for s in body.free_symbols | bound_labels(body) if s != j}
-        for k in itertools.count(1):
-            cand = self.g.labels.bound(dim, k)
-            if cand not in used:
-                return cand
-        raise AssertionError  # pragma: no cover
-
-
-def bound_labels(e: sp.Expr) -> set:
-    """Labels bound by some ``Sum`` inside ``e``."""
-    return {lim[0] for s in e.atoms(Sum) for lim in s.limits}
-
-
-def freshen(e: sp.Expr, graph: Graph, avoid: set) -> sp.Expr:
-    """Rename every bound label in ``e`` to one not in ``avoid`` (nor used in ``e``)."""
-    used = set(avoid) | e.free_symbols | bound_labels(e)
-    subs = {}
-    for s in e.atoms(Sum):
-        for lim in s.limits:
-            j = lim[0]
-            if j in subs or j not in avoid:
-                continue
-            dim = graph.labels.dim_of(j)
-            for k in itertools.count(1):
-                cand = graph.labels.bound(dim, k)
-                if cand not in used:
-                    break
-            subs[j] = cand
-            used.add(cand)
-    return _renamebound_labels(e, subs) if subs else e
-
-
-def _renamebound_labels(e: sp.Expr, subs: dict) -> sp.Expr:
-    if e.is_Atom or isinstance(e, Indexed):
-        return e
-    if isinstance(e, Sum):
-        inner = _renamebound_labels(e.function, subs)
-        limits = []
-        for lim in e.limits:
-            j = lim[0]
-            if j in subs:
-                inner = inner.xreplace({j: subs[j]})
-                j = subs[j]
-            limits.append((j, *lim[1:]))
-        return Sum(inner, *limits)
-    return e.func(*[_renamebound_labels(a, subs) for a in e.args])
-
-
-def instantiate(e: sp.Expr, own: tuple, new: tuple, graph: Graph) -> sp.Expr:
-    """``e`` (free labels ``own``) at labels ``new``, bound labels renamed to avoid capture."""
-    e = freshen(e, graph, set(new) | set(own))
-    return e.xreplace(dict(zip(own, new, strict=True)))
+        return self.g.labels.fresh_bound(self.g.labels.dim_of(j), used)
 
 
 def internal_atoms(e: sp.Expr, graph: Graph) -> int:
     internal = {n.name for n in graph.nodes if not n.user}
     return sum(1 for a in e.atoms(Indexed, Symbol) if atom_name(a) in internal)
-
-
-def occurrences(e: sp.Expr, node: Node) -> list[sp.Expr]:
-    """Atoms of ``node`` in ``e`` (Indexed entries, or the Symbol of a scalar node)."""
-    if not node.labels:
-        return [a for a in e.atoms(Symbol) if a.name == node.name and a.is_real]
-    return [a for a in e.atoms(Indexed) if a.base.label.name == node.name]
-
-
-def definition_at(node: Node, labels: tuple, graph: Graph) -> sp.Expr:
-    """The defining expression of ``node`` at the given labels."""
-    return instantiate(node.expr, node.labels, labels, graph)
-
-
-def inline_nodes(expr: sp.Expr, g: Graph, inline: dict[str, sp.Expr]) -> sp.Expr:
-    """Write the values named in ``inline`` (name -> definition) into ``expr``, repeatedly."""
-    for _ in range(len(g.nodes)):
-        subs = {}
-        for n in g.nodes:
-            if n.name in inline:
-                for o in occurrences(expr, n):
-                    idx = o.indices if isinstance(o, Indexed) else ()
-                    subs[o] = instantiate(inline[n.name], n.labels, idx, g)
-        if not subs:
-            return expr
-        expr = expr.xreplace(subs)
-    return expr
 
 
 def tables_for(graph: Graph) -> Tables:

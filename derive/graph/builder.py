@@ -1,7 +1,7 @@
 """Building the graph: from Python calls or from a parsed spec, through one API.
 
 A :class:`Tensor` is a lazy pointwise index expression (``mm[b, i] + b1[i]``) with
-per-example dims; it becomes a :class:`~derive.graph.Node` when it is named, fed to
+per-example dims; it becomes a :class:`~derive.graph.nodes.Node` when it is named, fed to
 an op, or contracted.  Shapes follow NumPy: ``@`` on rank ≤ 2 operands and
 right-aligned broadcasting; a batched value has the batch axis in front.
 """
@@ -13,11 +13,12 @@ from collections.abc import Sequence
 import sympy as sp
 from sympy import Sum, Symbol
 
-from derive import parse as P
 from derive.errors import SpecError, suggest
-from derive.graph import BATCH, Graph, Labels, Node, atom_name, entry
-from derive.oplist import BUILTIN_OPS, HELPER_OPS
-from derive.ops import ELEMENTWISE, MACROS
+from derive.graph.labels import Labels
+from derive.graph.nodes import BATCH, Graph, Node, atom_name, entry
+from derive.lang import expr as P
+from derive.ops.functions import ELEMENTWISE, MACROS
+from derive.ops.signatures import BUILTIN_OPS, HELPER_OPS
 
 PREACTIVATION = "pre"
 VECTOR_OPS = {"softmax", "log_softmax", "cross_entropy", "softmax_cross_entropy"}
@@ -616,8 +617,8 @@ _BINOPS = {
 }
 
 
-def graph_from_spec(spec) -> Graph:  # spec: derive.spec.Spec
-    """The graph of a parsed spec (see :mod:`derive.spec`)."""
+def graph_from_spec(spec) -> Graph:  # spec: derive.lang.records.Spec
+    """The graph of a parsed spec (see :mod:`derive.lang.spec`)."""
     taken = [*spec.inputs, *spec.params, *spec.constants, *spec.ops] + [
         eq.name for eq in spec.forward
     ]

@@ -1,0 +1,73 @@
+"""Checking a spec end to end: generate its module, run finite differences and the
+SymPy cross-check, the latter under a time budget (skipped, not failed, past it).
+"""
+
+from __future__ import annotations
+
+import signal
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from derive.graph.nodes import Graph
+from derive.verify.finite_diff import fd_check
+from derive.verify.module import load_module
+from derive.verify.report import FullReport, SymbolicResult
+from derive.verify.symbolic import symbolic_check
+
+
+def check_spec(
+    spec: str | Path, *, seed: int = 0, symbolic: bool = True, budget: float = 60.0
+) -> FullReport:
+    """Generate ``spec``'s module into a temporary folder and check it both ways.
+
+    The SymPy cross-check grows exponentially with depth (``sympy.diff`` of the written-out
+    loss); past ``budget`` seconds it is reported as skipped, not failed.
+    """
+    from derive.pipeline import generate
+
+    with tempfile.TemporaryDirectory(prefix="derive-check-") as tmp:
+        gen = generate(spec, tmp)
+        module = load_module(gen.path)
+        fd = fd_check(module, seed=seed)
+        sym = None
+        if symbolic:
+            sym = within_budget(lambda: _guarded(gen.derivation.graph, module, seed), budget)
+    return FullReport(fd, sym)
+
+
+def _guarded(graph: Graph, module: Any, seed: int) -> SymbolicResult:
+    """The SymPy check, skipped when the random points leave a function's domain."""
+    try:
+        with np.errstate(all="ignore"):
+            return symbolic_check(graph, module, seed=seed)
+    except (ValueError, TypeError, ZeroDivisionError, OverflowError) as err:
+        note = f"skipped: not evaluable at random points ({type(err).__name__}: {err})"
+        return SymbolicResult(True, {}, {}, note, skipped=True)
+
+
+class _OverBudget(Exception):
+    pass
+
+
+def within_budget(run: Callable[[], SymbolicResult], seconds: float) -> SymbolicResult:
+    """``run()``, or a skipped result when it takes longer than ``seconds`` (POSIX timers)."""
+    if seconds <= 0 or not hasattr(signal, "setitimer"):
+        return run()
+
+    def stop(signum: int, frame: object) -> None:
+        raise _OverBudget
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return run()
+    except _OverBudget:
+        note = f"skipped: over its {seconds:g} s budget (it grows with depth; see --budget)"
+        return SymbolicResult(True, {}, {}, note, skipped=True)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
