@@ -236,12 +236,13 @@ def shared_sums(d: Derivation, needed: list[str]) -> tuple[list[str], dict[str, 
     """
     order = list(needed)
     exprs = {n: d.adjoints[n].expr for n in needed}
+    sums = {n: e.atoms(sp.Sum) for n, e in exprs.items()}
     for name in [n for n in needed if n in d.graph.params]:
         total = exprs[name]
         if not isinstance(total, sp.Sum):
             continue
         at = order.index(name)
-        readers = [q for q in order[:at] if exprs[q].has(total)]
+        readers = [q for q in order[:at] if total in sums[q]]
         if not readers:
             continue
         first = order.index(readers[0])
