@@ -75,6 +75,34 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("spec", metavar="SPEC")
     show.add_argument("--json", action="store_true")
     show.set_defaults(run=cmd_show)
+    verify = sub.add_parser("verify", help="check a student's work")
+    checks = verify.add_subparsers(required=True, metavar="WHAT")
+    formula = checks.add_parser(
+        "formula",
+        help="is a formula (LaTeX or plain math) the right derivative?",
+        description="Judge a derivative typed as LaTeX or plain math. Exit 0: equivalent; "
+        "1: not equivalent (or right only up to transpose); 2: unreadable answer or bad input.",
+    )
+    formula.add_argument("--expr", help="the expression to differentiate (scalar questions)")
+    formula.add_argument("--spec", help="a spec: the question is the adjoint of a node")
+    formula.add_argument("--wrt", help="the variable (with --expr) or node (with --spec)")
+    formula.add_argument(
+        "--given", action="append", default=[], metavar="NAME=NUMBER", help="fix a variable"
+    )
+    formula.add_argument(
+        "--define",
+        action="append",
+        default=[],
+        metavar="NAME=FORMULA",
+        help="a name the answer may use, e.g. \\hat{y}=sigmoid(w1*x1)",
+    )
+    formula.add_argument("--answer", help="the answer to judge")
+    formula.add_argument("--choices", nargs="+", metavar="LABEL: FORMULA", help="quiz options")
+    formula.add_argument("--answers", metavar="CSV", help="a class export: columns student, answer")
+    formula.add_argument("--rubric", metavar="TOML", help="marks: full and per recognised mistake")
+    formula.add_argument("--json", action="store_true")
+    formula.add_argument("--seed", type=int, default=0)
+    formula.set_defaults(run=cmd_verify_formula)
     demo = sub.add_parser("demo", help="derive, emit, check and train the bundled classifier")
     demo.add_argument("-o", "--out", default=None, help="keep the generated module in this folder")
     demo.add_argument("--epochs", type=_count(1), default=30, help="training epochs (default 30)")
@@ -206,6 +234,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         print(show_text(d))
     return 0
+
+
+def cmd_verify_formula(args: argparse.Namespace) -> int:
+    from derive.answers.command import run_formula
+
+    return run_formula(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -132,6 +132,8 @@ def _terms(tree: Tree, matrix: bool) -> list[sp.Expr]:
 
 
 def _factors(tree: Tree, matrix: bool) -> list[sp.Expr]:
+    if isinstance(tree, Neg):
+        return [sp.S.NegativeOne, *_factors(tree.operand, matrix)]
     if isinstance(tree, Bin) and tree.op in (Op.PRODUCT, Op.MATMUL):
         return _factors(tree.left, matrix) + _factors(tree.right, matrix)
     return [_build(tree, matrix)]
