@@ -75,9 +75,19 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("spec", metavar="SPEC")
     show.add_argument("--json", action="store_true")
     show.set_defaults(run=cmd_show)
-    verify = sub.add_parser("verify", help="check a student's work")
-    checks = verify.add_subparsers(required=True, metavar="WHAT")
-    formula = checks.add_parser(
+    demo = sub.add_parser("demo", help="derive, emit, check and train the bundled classifier")
+    demo.add_argument("-o", "--out", default=None, help="keep the generated module in this folder")
+    demo.add_argument("--epochs", type=_count(1), default=30, help="training epochs (default 30)")
+    demo.set_defaults(run=cmd_demo)
+    verify = sub.add_parser("verify", help="check a student's work against the derivation")
+    vsub = verify.add_subparsers(required=True, metavar="WHAT")
+    vcode = vsub.add_parser("code", help="run hand-written gradient code in a sandbox, judge it")
+    vcode.add_argument("--spec", required=True, metavar="SPEC")
+    vcode.add_argument("--submission", required=True, help="a .py file or a folder")
+    _grading_options(vcode)
+    vcode.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    vcode.set_defaults(run=cmd_verify_code)
+    formula = vsub.add_parser(
         "formula",
         help="is a formula (LaTeX or plain math) the right derivative?",
         description="Judge a derivative typed as LaTeX or plain math. Exit 0: equivalent; "
@@ -103,18 +113,6 @@ def _parser() -> argparse.ArgumentParser:
     formula.add_argument("--json", action="store_true")
     formula.add_argument("--seed", type=int, default=0)
     formula.set_defaults(run=cmd_verify_formula)
-    demo = sub.add_parser("demo", help="derive, emit, check and train the bundled classifier")
-    demo.add_argument("-o", "--out", default=None, help="keep the generated module in this folder")
-    demo.add_argument("--epochs", type=_count(1), default=30, help="training epochs (default 30)")
-    demo.set_defaults(run=cmd_demo)
-    verify = sub.add_parser("verify", help="check a student's work against the derivation")
-    vsub = verify.add_subparsers(required=True, metavar="WHAT")
-    vcode = vsub.add_parser("code", help="run hand-written gradient code in a sandbox, judge it")
-    vcode.add_argument("--spec", required=True, metavar="SPEC")
-    vcode.add_argument("--submission", required=True, help="a .py file or a folder")
-    _grading_options(vcode)
-    vcode.add_argument("--json", action="store_true", help="print the verdicts as JSON")
-    vcode.set_defaults(run=cmd_verify_code)
     return p
 
 

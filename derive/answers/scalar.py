@@ -33,7 +33,7 @@ from derive.answers.verdict import (
     Status,
     Verdict,
 )
-from derive.ops import written_out
+from derive.ops.functions import written_out
 
 POINTS = 60
 RTOL = 1e-8
