@@ -158,6 +158,10 @@ def full_shape(code: str, expr: sp.Expr, node: Node, g: Graph) -> str:
         return code
     sizes = [g.batch_size.name if d == BATCH else str(d) for d in node.dims]
     shape = "(" + ", ".join(sizes) + ("," if len(sizes) == 1 else "") + ")"
+    if not expr.atoms(Indexed, Symbol) - set(g.labels.sizes.values()):
+        # a constant (z = 0 * x) takes the dtype of the data, not NumPy's int or float64
+        leaf = next(iter(g.inputs or g.params))
+        return f"np.full({shape}, {code}, dtype={leaf}.dtype)"
     return f"np.broadcast_to({code}, {shape}).copy()"
 
 
@@ -332,10 +336,16 @@ def render(d: Derivation, spec_path: str | None = None) -> str:
 
 
 def init_code(g: Graph, name: str) -> str:
-    """How ``init_params`` fills one parameter: its spec ``init``, else Glorot or zeros."""
+    """How ``init_params`` fills one parameter: its spec ``init``, else by its role.
+
+    A scale (batch norm's gamma) starts at ones, so the layer first passes x-hat through;
+    a matrix gets Glorot, anything else (biases, shifts) zeros.
+    """
     node = g.params[name]
     init = g.param_init.get(name)
     shape = py_literal(tuple(_SizeRef(d) for d in node.dims))
+    if init is None and node.meta.get("role") == "scale":
+        init = "ones"
     if init is None:
         init = "glorot" if len(node.dims) >= 2 else "zeros"
     if isinstance(init, int | float):

@@ -448,6 +448,10 @@ class Builder:
                     f"{op}() works on a vector per example (its last axis), got ({shape})",
                     "apply it to a vector, e.g. one row of logits per example",
                 )
+            if op == "batchnorm":  # a parameter used as the scale starts at ones
+                scale = self.node_of(ts[1]) if len(ts) > 1 else None
+                if scale is not None and scale.kind == "param":
+                    scale.meta.setdefault("role", "scale")
             sig = BUILTIN_OPS[op]
             extra = [self.lift(kwargs.get(k, v)) for k, v in sig.kwargs.items()]
             return self.expand_macro(
@@ -543,15 +547,39 @@ class Builder:
             return self.from_ast(e.operand, env).T
         if isinstance(e, P.BinOp) and e.op == "**" and isinstance(e.right, P.Num):
             # a decimal exponent is exact: z**0.5 is sqrt(z), and its derivative 1/(2 h)
-            return self.from_ast(e.left, env) ** sp.Rational(repr(e.right.value))
+            left = self.from_ast(e.left, env)
+            return self._real(left ** sp.Rational(repr(e.right.value)), e, (left,))
         if isinstance(e, P.BinOp):
             left, right = self.from_ast(e.left, env), self.from_ast(e.right, env)
-            return _BINOPS[e.op](left, right)
+            if e.op == "/" and right.expr.is_number and right.expr.is_zero:
+                raise self._zero_division(e)
+            return self._real(_BINOPS[e.op](left, right), e, (left, right))
         if isinstance(e, P.Call):
             args = [self.from_ast(a, env) for a in e.args]
             kwargs = {k: self.from_ast(v, env) for k, v in e.kwargs}
-            return self.call(e.func, *args, **kwargs)
+            return self._real(self.call(e.func, *args, **kwargs), e, args)
         raise self.error(f"unsupported expression {e!r}")  # pragma: no cover
+
+    def _real(self, t: Tensor, e: P.Expr, operands: Sequence[Tensor]) -> Tensor:
+        """``t``, unless constant operands made it undefined, infinite or complex."""
+        if not all(isinstance(o.expr, sp.Number) for o in operands):
+            return t
+        node = self.node_of(t)
+        value = node.expr if node is not None and node.expr is not None else t.expr
+        if value.is_number and not (value.is_extended_real and value.is_finite):
+            what = "undefined" if value is sp.nan else "complex" if value.has(sp.I) else "infinite"
+            raise self.error(
+                f"the constant '{P.unparse(e)}' is {what}",
+                "every value must be a finite real number; check the numbers written here",
+            )
+        return t
+
+    def _zero_division(self, e: P.BinOp) -> SpecError:
+        return self.error(
+            f"'{P.unparse(e)}' divides by zero"
+            + ("" if P.unparse(e.right) == "0" else f": '{P.unparse(e.right)}' is 0"),
+            "every value must be a finite real number; check the numbers written here",
+        )
 
     def _reject_argmax_on_path(self, loss: Node) -> None:
         """An op with no derivative may compute a prediction, but the loss may not use it."""

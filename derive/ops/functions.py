@@ -36,7 +36,7 @@ class ElementwiseOp(sp.Function):
             raise sp.ArgumentIndexError(self, argindex)
         z = sp.Dummy("z", real=True)
         body = type(self).definition(z, *self.args[1:])
-        return sp.diff(body, z).xreplace({z: self.args[0]})
+        return logistic_form(sp.diff(body, z)).xreplace({z: self.args[0]})
 
     def defined(self) -> sp.Expr:
         """This call with the definition written out."""
@@ -93,6 +93,43 @@ ELEMENTWISE: dict[str, Callable[..., sp.Expr]] = {
     "leaky_relu": leaky_relu,
 }
 """Elementwise op name -> SymPy function (SymPy's own or one defined above)."""
+
+
+def logistic_form(expr: sp.Expr) -> sp.Expr:
+    """``e^u/(1 + e^u)`` and ``1/(1 + e^u)`` written as ``sigmoid(u)`` and ``sigmoid(-u)``.
+
+    The same values (``e^u/(1 + e^u) = 1/(1 + e^-u)``), but ``e^u`` overflows for large u
+    (softplus' at u = 800 would be inf/inf) where the sigmoid helper never does.
+    """
+
+    def exponent(f: sp.Expr) -> sp.Expr | None:
+        """u when ``f`` is ``1/(1 + e^u)``."""
+        if isinstance(f, sp.Pow) and f.exp == -1 and isinstance(f.base, sp.Add):
+            rest = f.base - 1
+            if isinstance(rest, sp.exp) and f.base.args.count(sp.S.One) == 1:
+                return rest.args[0]
+        return None
+
+    def rewrite(e: sp.Expr) -> sp.Expr:
+        if not e.args:
+            return e
+        if exponent(e) is not None:
+            return sigmoid(-rewrite(exponent(e)))
+        if not isinstance(e, sp.Mul):
+            return e.func(*(rewrite(a) for a in e.args))
+        factors = list(e.args)
+        for k, f in enumerate(factors):
+            u = exponent(f)
+            if u is None:
+                continue
+            if sp.exp(u) in factors:  # e^u / (1 + e^u)
+                factors[factors.index(sp.exp(u))] = sp.S.One
+                factors[k] = sigmoid(u)
+            else:
+                factors[k] = sigmoid(-u)
+        return sp.Mul(*(f if isinstance(f, sigmoid) else rewrite(f) for f in factors))
+
+    return rewrite(expr)
 
 
 def written_out(expr: sp.Expr) -> sp.Expr:

@@ -24,14 +24,18 @@ class FullReport:
 
     fd: CheckReport
     symbolic: SymbolicResult | None
+    magnitudes: SmokeResult | None = None
 
     @property
     def ok(self) -> bool:
-        return self.fd.ok and (self.symbolic is None or self.symbolic.ok)
+        big_ok = self.magnitudes is None or self.magnitudes.ok
+        return self.fd.ok and big_ok and (self.symbolic is None or self.symbolic.ok)
 
     def to_json(self) -> dict[str, Any]:
         out = self.fd.to_json()
         out["ok"] = self.ok
+        if self.magnitudes is not None:
+            out["large_magnitudes"] = {"ok": self.magnitudes.ok, "note": self.magnitudes.note}
         if self.symbolic is not None:
             out["symbolic"] = {
                 "ok": self.symbolic.ok,
@@ -44,6 +48,9 @@ class FullReport:
 
     def table(self) -> str:
         text = self.fd.table()
+        if self.magnitudes is not None:
+            verdict = "PASS" if self.magnitudes.ok else "FAIL"
+            text += f"\n{verdict}: large magnitudes: {self.magnitudes.note}"
         if self.symbolic is not None and self.symbolic.skipped:
             text += f"\nSymPy cross-check {self.symbolic.note}"
         elif self.symbolic is not None:

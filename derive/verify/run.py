@@ -14,7 +14,8 @@ import numpy as np
 
 from derive.graph.nodes import Graph
 from derive.verify.finite_diff import fd_check
-from derive.verify.module import load_module
+from derive.verify.magnitudes import large_magnitude_check
+from derive.verify.module import load_module, resolve_dims
 from derive.verify.report import FullReport, SymbolicResult
 from derive.verify.symbolic import symbolic_check
 
@@ -33,10 +34,11 @@ def check_spec(
         gen = generate(spec, tmp)
         module = load_module(gen.path)
         fd = fd_check(module, seed=seed)
+        big = large_magnitude_check(module, resolve_dims(module), seed=seed)
         sym = None
         if symbolic:
             sym = within_budget(lambda: _guarded(gen.derivation.graph, module, seed), budget)
-    return FullReport(fd, sym)
+    return FullReport(fd, sym, big)
 
 
 def _guarded(graph: Graph, module: Any, seed: int) -> SymbolicResult:
