@@ -287,3 +287,158 @@ class ScaledGradBy(SoftmaxMLP):
         grads = super().backward(params, batch, cache, g_loss)
         grads[self.param] = grads[self.param] * self.factor
         return grads
+
+
+# ---------------------------------------------------------------------------------------------
+# broken variants that only one check can see
+
+
+class MeanOfGLoss(SoftmaxMLP):
+    """Replaces every per-example weight by their mean: right whenever the weights are equal."""
+
+    def backward(self, params, batch, cache, g_loss=None):
+        if g_loss is not None:
+            g_loss = np.full_like(g_loss, np.mean(g_loss))
+        return super().backward(params, batch, cache, g_loss)
+
+
+class BatchNormSumNet(BatchNormNet):
+    """Batch norm with L_b = sum_j y_bj: with equal weights dL/dz is exactly zero."""
+
+    NAME = "batchnorm_sum_net"
+    INPUTS: ClassVar = {"x": (("n_in",), "real")}
+
+    def forward(self, params: Arrays, batch: Arrays) -> tuple[float, dict[str, Any]]:
+        """y as in BatchNormNet, L_b = sum_j y_bj."""
+        ones = np.ones((len(batch["x"]), params["W"].shape[1]), dtype=batch["x"].dtype)
+        return super().forward(params, {**batch, "r": ones})
+
+    def backward(self, params, batch, cache, g_loss=None):
+        ones = np.ones((len(batch["x"]), params["W"].shape[1]), dtype=batch["x"].dtype)
+        return super().backward(params, {**batch, "r": ones}, cache, g_loss)
+
+
+class BatchNormSumNoProjection(BatchNormSumNet):
+    """Drops the - zhat mean_b(dzhat zhat) term, which vanishes when the weights are equal."""
+
+    def dz(self, dzhat, zhat, inv_std):
+        return inv_std * (dzhat - dzhat.mean(axis=0))
+
+
+class NonFiniteLoss(LogisticRegression):
+    """The first example's loss is NaN."""
+
+    def forward(self, params, batch):
+        _loss, cache = super().forward(params, batch)
+        cache[self.LOSS] = cache[self.LOSS].copy()
+        cache[self.LOSS][0] = np.nan
+        return self.reduce(cache[self.LOSS]), cache
+
+
+class NoLossInCache(LogisticRegression):
+    """The cache lacks the per-example loss."""
+
+    def forward(self, params, batch):
+        loss, cache = super().forward(params, batch)
+        del cache[self.LOSS]
+        return loss, cache
+
+
+class LossAsColumn(LogisticRegression):
+    """The per-example loss cached as an (m, 1) column."""
+
+    def forward(self, params, batch):
+        loss, cache = super().forward(params, batch)
+        cache[self.LOSS] = cache[self.LOSS][:, None]
+        return loss, cache
+
+
+class BackwardReturnsList(LogisticRegression):
+    """backward returns the gradients as a list."""
+
+    def backward(self, params, batch, cache, g_loss=None):
+        return list(super().backward(params, batch, cache, g_loss).values())
+
+
+class DefaultGLossIsOne(LogisticRegression):
+    """REDUCTION = "mean" but backward's default adjoint is 1 per example (the sum's)."""
+
+    def default_g_loss(self, m, dtype):
+        return np.ones(m, dtype=dtype)
+
+
+class LossAndGradLossDoubled(LogisticRegression):
+    """loss_and_grad reports twice the loss."""
+
+    def loss_and_grad(self, params, batch):
+        loss, grads = super().loss_and_grad(params, batch)
+        return 2 * loss, grads
+
+
+class LossAndGradGradScaled(LogisticRegression):
+    """loss_and_grad's dw is 1% off (backward itself is right)."""
+
+    def loss_and_grad(self, params, batch):
+        loss, grads = super().loss_and_grad(params, batch)
+        return loss, {**grads, "w": grads["w"] * 1.01}
+
+
+class LossAndGradRaises(LogisticRegression):
+    """loss_and_grad crashes (forward and backward work)."""
+
+    def loss_and_grad(self, params, batch):
+        raise KeyError("no such array")
+
+
+class InitIgnoresDtype(LogisticRegression):
+    """init_params always returns float64."""
+
+    def init_params(self, seed=0, dims=None, dtype=np.float64):
+        return super().init_params(seed, dims, np.float64)
+
+
+class OverflowsInFloat32(LogisticRegression):
+    """Passes the loss through 1e30 * 1e30, which is inf in float32."""
+
+    def forward(self, params, batch):
+        _loss, cache = super().forward(params, batch)
+        big = np.asarray(1e30, dtype=cache[self.LOSS].dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            cache[self.LOSS] = cache[self.LOSS] * big * big / big / big
+        return self.reduce(cache[self.LOSS]), cache
+
+
+class Float64GradsInFloat32(LogisticRegression):
+    """Gradients always float64, also for float32 parameters."""
+
+    def backward(self, params, batch, cache, g_loss=None):
+        grads = super().backward(params, batch, cache, g_loss)
+        return {k: np.asarray(v, dtype=np.float64) for k, v in grads.items()}
+
+
+class RaisesInFloat32(LogisticRegression):
+    """forward refuses float32 inputs."""
+
+    def forward(self, params, batch):
+        if batch["x"].dtype == np.float32:
+            raise TypeError("float32 not supported")
+        return super().forward(params, batch)
+
+
+class WithScaledGrad:
+    """Any module (a loaded file, say) with one gradient multiplied by ``factor``."""
+
+    def __init__(self, module: Any, name: str, factor: float = 1.01) -> None:
+        self.module, self.name, self.factor = module, name, factor
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.module, attr)
+
+    def backward(self, params, batch, cache, g_loss=None):
+        grads = dict(self.module.backward(params, batch, cache, g_loss))
+        grads[self.name] = grads[self.name] * self.factor
+        return grads
+
+    def loss_and_grad(self, params, batch):
+        loss, cache = self.module.forward(params, batch)
+        return loss, self.backward(params, batch, cache)

@@ -250,14 +250,14 @@ def _check_batch(
     try:
         with np.errstate(all="ignore"):
             _loss, cache = module.forward(params, batch)
-        if not np.all(np.isfinite(cache.get(module.LOSS, np.nan))):
+        problem = _check_cache(module, cache, m)
+        if problem:
+            return [f"m={m}: {problem}"]
+        if not np.all(np.isfinite(cache[module.LOSS])):
             return [
                 f"m={m}: the loss is not finite at random normal inputs and parameters: "
                 "is a log, sqrt or power applied outside its domain? (nothing was compared)"
             ]
-        problem = _check_cache(module, cache, m)
-        if problem:
-            return [f"m={m}: {problem}"]
         grads = module.backward(params, batch, cache, g_loss=w)
     except Exception as exc:
         return [f"m={m}: forward/backward raised {type(exc).__name__}: {exc}"]
