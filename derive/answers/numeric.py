@@ -133,6 +133,8 @@ class Evaluator:
     def entrywise(self, f, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if self.scalar or a.ndim == 0 or b.ndim == 0 or a.shape == b.shape:
             return f(a, b)
+        if a.size == 1 or b.size == 1:  # a 1 × 1 result (x^T y) is a scalar
+            return f(a.reshape(()) if a.size == 1 else a, b.reshape(()) if b.size == 1 else b)
         raise ShapeError(
             f"an entrywise operation needs equal shapes: {self.shape(a)} and {self.shape(b)}"
         )
@@ -156,6 +158,8 @@ class Evaluator:
             return a @ b
         if op is Op.PRODUCT and a.shape == b.shape:
             return a * b
+        if op is Op.PRODUCT and (a.size == 1 or b.size == 1):
+            return self.entrywise(np.multiply, a, b)
         raise ShapeError(
             f"a product of {self.shape(a)} and {self.shape(b)} does not fit "
             "(a matrix product needs equal inner sizes)"

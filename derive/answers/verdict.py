@@ -99,6 +99,7 @@ class Verdict:
             out["read_as"] = {"plain": self.reading.plain, "latex": self.reading.latex}
         if self.error:
             out["error"] = self.error
+        if self.hint:
             out["hint"] = self.hint
         if self.method:
             out["method"] = self.method.value
@@ -139,6 +140,8 @@ class Verdict:
             lines.append(f"expected: {self.reference.plain}")
         for f in self.findings:
             lines.append(f"diagnosis: {f.message}")
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
         if self.score is not None:
             lines.append(f"score:    {self.score:g}")
         return "\n".join(lines) + "\n"

@@ -1,0 +1,193 @@
+"""Judge a matrix- or vector-valued answer: the adjoint of one node of a spec.
+
+The reference is the derivation's adjoint of the node for one example's loss, evaluated
+by the engine at ``TRIALS`` random examples with random, distinct sizes per dimension.
+The answer is evaluated with NumPy in the lecture's conventions (vectors are columns):
+``(p - t) h_1^T``, ``h_1 \\odot (1 - h_1) \\odot W_2^T (p - t)``.  Node names are known
+without definitions, as are ``\\delta_N`` (the adjoint of ``zN``) and ``g_X``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from derive.answers.diagnose import Context, diagnose, same
+from derive.answers.numeric import Evaluator, ShapeError, shape_text
+from derive.answers.reader import read
+from derive.answers.scalar import BadQuestion, read_definitions, reading
+from derive.answers.symbolic import latex, mathml
+from derive.answers.tree import AnswerError, Name, Tree, names, substitute
+from derive.answers.values import Trial, make_trial
+from derive.answers.verdict import Difference, Method, Reading, Status, Verdict
+from derive.autodiff.adjoint import Derivation, adjoint_name
+from derive.errors import SpecError
+from derive.graph.nodes import Node
+from derive.show import full_adjoint, show_json
+
+TRIALS = 4
+
+
+def answer_names(d: Derivation) -> dict[str, str]:
+    """Names an answer may use -> value names (``delta1`` -> ``g_z1``)."""
+    table = {n.name: n.name for n in d.graph.nodes if n.user}
+    table.update({c: c for c in d.graph.constants})
+    for name in d.adjoints:
+        if name in table:
+            table[adjoint_name(name)] = adjoint_name(name)
+        match = re.fullmatch(r"z_?(\w*)", name)
+        if match and name in table:
+            table[f"delta{match.group(1)}"] = adjoint_name(name)
+    return table
+
+
+@dataclass
+class SpecQuestion:
+    """The question "∂L/∂node" of one spec, with its reference values precomputed."""
+
+    derivation: Derivation
+    wrt: str
+    definitions: dict[str, Tree]
+    trials: list[Trial]
+    spec_name: str
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """Values that do not depend on the answer, computed once per question."""
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
+
+    @classmethod
+    def load(
+        cls, spec: str | Path, wrt: str, defines: Sequence[str] = (), seed: int = 0
+    ) -> SpecQuestion:
+        from derive.pipeline import derive_spec
+
+        try:
+            d = derive_spec(spec)
+        except SpecError as err:
+            raise BadQuestion(str(err)) from None
+        return cls.from_derivation(d, wrt, defines, seed, str(spec))
+
+    @classmethod
+    def from_derivation(
+        cls, d: Derivation, wrt: str, defines: Sequence[str], seed: int, spec_name: str
+    ) -> SpecQuestion:
+        try:
+            node = read(wrt)
+        except AnswerError:
+            node = None
+        choices = questions(d)
+        if not isinstance(node, Name) or node.id not in choices:
+            raise BadQuestion(f"--wrt {wrt}: not a value of the spec ({', '.join(choices)})")
+        definitions = read_definitions(defines, set(answer_names(d)))
+        rng = np.random.default_rng(seed)
+        trials = [make_trial(d, rng) for _ in range(TRIALS)]
+        return cls(d, node.id, definitions, trials, spec_name)
+
+    @property
+    def node(self) -> Node:
+        return self.derivation.adjoints[self.wrt].node
+
+    @property
+    def question(self) -> str:
+        return f"∂L/∂{self.wrt} for one example of {self.derivation.graph.name}"
+
+    def reference_reading(self) -> Reading:
+        def compute() -> Reading:
+            text = show_json(self.derivation, parsable=False)["nodes"][self.wrt]["adjoint"]
+            e = full_adjoint(self.derivation, self.wrt)
+            return Reading(text, latex(e), mathml(e))
+
+        return self.cached("reference", compute)
+
+    def envs(self) -> list[dict[str, np.ndarray]]:
+        return self.cached("envs", self._envs)
+
+    def _envs(self) -> list[dict[str, np.ndarray]]:
+        g = self.derivation.graph
+        by_name = {n.name: n for n in g.nodes}
+        out = []
+        for trial in self.trials:
+            env: dict[str, np.ndarray] = {}
+            for alias, target in answer_names(self.derivation).items():
+                if target in g.constants:
+                    env[alias] = np.asarray(g.constants[target])
+                    continue
+                base = target[2:] if target.startswith("g_") and target not in by_name else target
+                node = self.derivation.adjoints[base].node if base != target else by_name[target]
+                env[alias] = trial.per_example(target, node)
+            out.append(env)
+        return out
+
+    def reference(self, trial: Trial) -> np.ndarray:
+        return trial.per_example(adjoint_name(self.wrt), self.node)
+
+    def judge(self, answer: str) -> Verdict:
+        known = set(answer_names(self.derivation)) | set(self.definitions)
+        question = self.question
+        try:
+            tree = read(answer, known)
+        except AnswerError as err:
+            return Verdict(Status.UNREADABLE, question, error=err.message, hint=err.hint)
+        shown = reading(tree, matrix=True)
+        unknown = [n for n in names(tree) if n not in known]
+        if unknown:
+            hint = f"the spec's names: {', '.join(sorted(known))}"
+            return Verdict(
+                Status.UNREADABLE, question, shown, error=f"unknown name {unknown[0]!r}", hint=hint
+            )
+        return self._judge(substitute(tree, self.definitions), shown)
+
+    def _judge(self, tree: Tree, shown: Reading) -> Verdict:
+        envs = self.envs()
+        refs = [self.reference(t) for t in self.trials]
+        ctx = Context(self, tree, envs, refs)
+        ref_shown = self.reference_reading()
+        entries = sum(int(r.size) for r in refs)
+        detail = f"{TRIALS} random examples at random sizes, {entries} entries, rtol 1e-8"
+        try:
+            got = [
+                Evaluator(env, dims=t.dim_names)(tree)
+                for env, t in zip(envs, self.trials, strict=True)
+            ]
+        except ShapeError as err:
+            verdict = Verdict(
+                Status.WRONG, question_of(self), shown, ref_shown, Method.NUMERIC, detail
+            )
+            verdict.findings = diagnose(ctx, None, str(err))
+            return verdict
+        if all(same(a, r) for a, r in zip(got, refs, strict=True)):
+            return Verdict(
+                Status.EQUIVALENT, self.question, shown, ref_shown, Method.NUMERIC, detail
+            )
+        findings = diagnose(ctx, got, "")
+        layout = all(same(a, r.T) for a, r in zip(got, refs, strict=True))
+        status = Status.LAYOUT if layout else Status.WRONG
+        trial = self.trials[0]
+        point = {k: v for k, v in trial.sizes.items() if k in trial.dim_names.values()}
+        verdict = Verdict(
+            status, self.question, shown, ref_shown, Method.NUMERIC, detail,
+            Difference(point, got[0], refs[0]), findings,
+        )  # fmt: skip
+        if layout:
+            verdict.hint = (
+                f"∂L/∂{self.wrt} has the shape of {self.wrt}: "
+                f"{shape_text(refs[0].shape, trial.dim_names)}"
+            )
+        return verdict
+
+
+def question_of(q: SpecQuestion) -> str:
+    return q.question
+
+
+def questions(d: Derivation) -> list[str]:
+    """Nodes a question may ask about: user-named values and parameters with an adjoint."""
+    return [n.name for n in d.graph.nodes if n.user and n.name in d.adjoints]
