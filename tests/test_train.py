@@ -78,13 +78,13 @@ def test_one_hot_rejects_bad_labels() -> None:
 
 
 def test_sgd_step() -> None:
-    opt = Optimizer("sgd", lr=0.1)
+    opt = Optimizer.make("sgd", epsilon=0.1)
     out = opt.step({"w": np.array([1.0, -2.0])}, {"w": np.array([0.5, 1.0])})
     np.testing.assert_allclose(out["w"], [0.95, -2.1])
 
 
 def test_momentum_steps() -> None:
-    opt = Optimizer("momentum", lr=0.1, alpha=0.9)
+    opt = Optimizer.make("momentum", epsilon=0.1, alpha=0.9)
     g = {"w": np.array([1.0])}
     one = opt.step({"w": np.array([0.0])}, g)  # v = -0.1
     two = opt.step(one, g)  # v = 0.9 * -0.1 - 0.1 = -0.19
@@ -93,7 +93,7 @@ def test_momentum_steps() -> None:
 
 
 def test_adam_steps_with_bias_correction() -> None:
-    opt = Optimizer("adam", lr=0.01)
+    opt = Optimizer.make("adam", epsilon=0.01)
     g1, g2 = np.array([3.0, -1e-3]), np.array([1.0, 2e-3])
     one = opt.step({"w": np.zeros(2)}, {"w": g1})
     np.testing.assert_allclose(one["w"], -0.01 * g1 / (np.abs(g1) + 1e-8))
@@ -105,7 +105,7 @@ def test_adam_steps_with_bias_correction() -> None:
 
 def test_unknown_optimizer() -> None:
     with pytest.raises(ValueError, match="adam"):
-        Optimizer("rmsprop", lr=0.1)
+        Optimizer.make("lbfgs", epsilon=0.1)
 
 
 @settings(max_examples=25, deadline=None)
@@ -115,7 +115,7 @@ def test_unknown_optimizer() -> None:
 def test_sgd_and_momentum_agree_when_alpha_is_zero(
     theta: float, g: float, lr: float, steps: int
 ) -> None:
-    sgd, mom = Optimizer("sgd", lr), Optimizer("momentum", lr, alpha=0.0)
+    sgd, mom = Optimizer.make("sgd", epsilon=lr), Optimizer.make("momentum", epsilon=lr, alpha=0.0)
     a = b = {"w": np.array([theta])}
     for _ in range(steps):
         a, b = sgd.step(a, {"w": np.array([g])}), mom.step(b, {"w": np.array([g])})

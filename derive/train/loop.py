@@ -96,7 +96,7 @@ def train(
         raise ValueError(f"X has {n} rows but T has {len(data[t_name])}")
     rng = np.random.default_rng(seed)
     theta = dict(params) if params is not None else _initial_params(module, data, dims, seed)
-    opt = Optimizer(optimizer, lr)
+    opt = Optimizer.make(optimizer, epsilon=lr)
     losses: list[float] = []
     accuracies: list[float] = []
     width = max(2, len(str(epochs)))
