@@ -1,4 +1,4 @@
-"""``derive gen | check | show | demo``: the command line."""
+"""``derive gen | check | show | demo | train | analyze``: the command line."""
 
 from __future__ import annotations
 
@@ -113,6 +113,46 @@ def _parser() -> argparse.ArgumentParser:
     formula.add_argument("--json", action="store_true")
     formula.add_argument("--seed", type=int, default=0)
     formula.set_defaults(run=cmd_verify_formula)
+    train = sub.add_parser("train", help="train the generated module on a data set")
+    train.add_argument("spec", metavar="SPEC")
+    train.add_argument("--data", required=True, help="FILE.csv, FILE.npz or digits")
+    train.add_argument(
+        "--optimizer",
+        default="adam",
+        help="sgd, momentum, nesterov, adagrad, rmsprop, adam (default) or adamw",
+    )
+    train.add_argument("--epochs", type=_count(1), default=30, help="at most this many (30)")
+    train.add_argument("--batch-size", type=_count(1), default=32, help="mini-batch size (32)")
+    train.add_argument("--lr", type=_seconds, default=None, help="learning rate epsilon_0")
+    train.add_argument(
+        "--schedule", default="constant", help="constant (default), step, linear or cosine"
+    )
+    train.add_argument(
+        "--val-split", type=float, default=0.2, help="fraction held out for validation (0.2)"
+    )
+    train.add_argument(
+        "--patience", type=_count(1), default=10, help="epochs without a better validation loss"
+    )
+    train.add_argument("--seed", type=_count(0), default=0, help="random seed (default 0)")
+    train.add_argument(
+        "--dim",
+        action="append",
+        default=[],
+        metavar="NAME=SIZE",
+        help="a size the spec leaves open",
+    )
+    train.add_argument("--plot", metavar="PNG", help="write the learning curves here")
+    train.add_argument("--save", metavar="NPZ", help="write the best weights here")
+    train.add_argument("--json", action="store_true", help="print the final figures as JSON")
+    train.set_defaults(run=cmd_train)
+    analyze = sub.add_parser("analyze", help="parameter count and gradient flow at initialization")
+    analyze.add_argument("specs", nargs="+", metavar="SPEC")
+    analyze.add_argument("--plot", metavar="PNG", help="write the gradient-flow plot here")
+    analyze.add_argument("--json", action="store_true")
+    analyze.add_argument("--seed", type=_count(0), default=0, help="random seed (default 0)")
+    analyze.add_argument("--batch", type=_count(2), default=64, help="random batch size (64)")
+    analyze.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE")
+    analyze.set_defaults(run=cmd_analyze)
     return p
 
 
@@ -254,6 +294,35 @@ def cmd_verify_code(args: argparse.Namespace) -> int:
     from derive.grading.cli import verify_code_command
 
     return verify_code_command(args)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from derive.train.command import TrainOptions, parse_dims, run_train
+
+    opts = TrainOptions(
+        data=args.data,
+        optimizer=args.optimizer,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        schedule=args.schedule,
+        val_split=args.val_split,
+        patience=args.patience,
+        seed=args.seed,
+        dims=parse_dims(args.dim),
+        plot=args.plot,
+        save=args.save,
+        json=args.json,
+    )
+    run_train(args.spec, opts)
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from derive.train.command import parse_dims, run_analyze
+
+    run_analyze(args.specs, parse_dims(args.dim), args.seed, args.batch, args.plot, args.json)
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
