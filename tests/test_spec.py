@@ -785,9 +785,28 @@ def test_calling_a_tensor() -> None:
             "cross_entropy() takes 2 positional arguments (p, t), got 1",
             "call it as cross_entropy(p, t)",
         ),
-        ("softmax(f, axis=1)", "softmax() has no keyword 'axis'", "it takes no keywords"),
-        ("leaky_relu(f, slop=0.1)", "leaky_relu() has no keyword 'slop'", "did you mean 'slope'?"),
-        ("relu(f, k=1)", "relu() has no keyword 'k'", "its keywords: at_zero"),
+        ("exp(f, base=2)", "exp() has no keyword 'base'", "call it as exp(z)"),
+        (
+            "leaky_relu(f, slop=0.1)",
+            "leaky_relu() has no keyword 'slop'",
+            "did you mean 'slope'?; the signature is leaky_relu(z, slope=0.01, at_zero=1)",
+        ),
+        ("relu(f, k=1)", "relu() has no keyword 'k'", "call it as relu(z, at_zero=0)"),
+        (
+            "leaky_relu(f, 0.1, 1, 2)",
+            "leaky_relu() takes 1 positional argument (z) and 2 parameters (slope, at_zero), got 4",
+            "call it as leaky_relu(z, slope=0.01, at_zero=1)",
+        ),
+        (
+            "leaky_relu(f, 0.1, slope=0.2)",
+            "leaky_relu() got 'slope' twice (by position and by keyword)",
+            "call it as leaky_relu(z, slope=0.01, at_zero=1)",
+        ),
+        (
+            "leaky_relu(f, x)",
+            "the parameter slope of leaky_relu() must be a number or a constant, not 'x'",
+            "e.g. slope=0.1, or declare 'x' under [constants]",
+        ),
         (
             "leaky_relu(f, slope=x)",
             "the keyword slope= of leaky_relu() must be a number or a constant, not 'x'",
@@ -950,9 +969,10 @@ def test_bad_op_declarations(ops: str, message: str, hint: str) -> None:
     ("call", "message", "hint"),
     [
         ("swish(z1, z1)", "swish() takes 1 positional argument (z), got 2", "call it as swish(z)"),
+        ("swish(z1, k=1)", "swish() has no keyword 'k'", "call it as swish(z)"),
         (
-            "swish(z1, k=1)",
-            "custom op 'swish' takes only positional arguments",
+            "swish(z1, z=z1)",
+            "swish() got 'z' twice (by position and by keyword)",
             "call it as swish(z)",
         ),
     ],

@@ -18,7 +18,7 @@ from derive.graph.labels import Labels
 from derive.graph.nodes import BATCH, Graph, Node, atom_name, entry
 from derive.lang import expr as P
 from derive.ops.functions import ELEMENTWISE, MACROS
-from derive.ops.signatures import BUILTIN_OPS, HELPER_OPS
+from derive.ops.signatures import BUILTIN_OPS, HELPER_OPS, BindError, bind
 
 PREACTIVATION = "pre"
 VECTOR_OPS = {"softmax", "log_softmax", "cross_entropy", "softmax_cross_entropy"}
@@ -413,10 +413,15 @@ class Builder:
         return out
 
     def _call(self, op: str, *args: object, **kwargs: object) -> Tensor:
-        ts = [self.lift(a) for a in args]
         if op in self.custom_ops and op not in HELPER_OPS:  # built-ins keep their helpers
             params, body = self.custom_ops[op]
+            ts = [self.lift(a) for a in self._bind(op, params, (), args, kwargs)[0]]
             return self.expand_macro(op, params, (("out", body),), ts)
+        if op in BUILTIN_OPS:
+            sig = BUILTIN_OPS[op]
+            values, given = self._bind(op, sig.args, tuple(sig.kwargs), args, kwargs)
+            args, kwargs = tuple(values), {**kwargs, **given}
+        ts = [self.lift(a) for a in args]
         if op in ("sum",):
             return self.reduce_last(ts[0], "s")
         if op == "total":
@@ -459,6 +464,16 @@ class Builder:
             )
         known = sorted(set(BUILTIN_OPS) | set(self.custom_ops))
         raise self.error(f"unknown op '{op}'", suggest(op, known))
+
+    def _bind(self, op: str, names: Sequence[str], params: Sequence[str], args, kwargs) -> tuple:
+        """Arguments in order and parameters by name (positional parameters follow arguments)."""
+        try:
+            return bind(op, tuple(names), tuple(params), args, list(kwargs.items()))
+        except BindError as e:
+            sig = (
+                BUILTIN_OPS[op].signature(op) if op in BUILTIN_OPS else f"{op}({', '.join(names)})"
+            )
+            raise self.error(e.message, f"call it as {sig}") from None
 
     def elementwise(self, op: str, a: Tensor, kwargs: dict) -> Tensor:
         fn = ELEMENTWISE[op]

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from derive.errors import SpecError, suggest
 from derive.lang.context import KIND_WORDS, _a, _Ctx, _located
-from derive.lang.expr import Call, calls_in, names_in
+from derive.lang.expr import Call, Expr, calls_in, names_in
 from derive.lang.records import Equation, OpDecl, TensorDecl
-from derive.ops.signatures import BUILTIN_OPS
+from derive.ops.signatures import BUILTIN_OPS, BindError, bind
 
 # ---------------------------------------------------------------------------------------
 # Cross-checks
@@ -237,24 +237,60 @@ def _path_back(start: int, target: int, eqs: tuple[Equation, ...]) -> list[str] 
 
 
 def _check_call(call: Call, site: _Site, scope: _Scope, ctx: _Ctx) -> None:
-    """The op exists, gets the right number of positional args and known keywords."""
+    """The op exists and its values fit its signature (positionally or by keyword)."""
     if call.func in BUILTIN_OPS:
         sig = BUILTIN_OPS[call.func]
-        _check_arity(call, sig.args, site, ctx)
-        _check_kwargs(call, tuple(sig.kwargs), site, ctx)
+        params = _bind(call, sig.args, tuple(sig.kwargs), sig.signature(call.func), site, ctx)
+        for key, value in params.items():
+            _check_param(call, key, value, site, ctx)
     elif call.func in site.ops:
         op = scope.ops[call.func]
-        _check_arity(call, op.args, site, ctx)
-        if call.kwargs:
-            raise _expr_error(
-                site,
-                f"custom op '{call.func}' takes only positional arguments",
-                call.col,
-                f"call it as {call.func}({', '.join(op.args)})",
-                ctx,
-            )
+        _bind(call, op.args, (), f"{call.func}({', '.join(op.args)})", site, ctx)
     else:
         raise _unknown_op(call, site, scope, ctx)
+
+
+def _bind(
+    call: Call,
+    args: tuple[str, ...],
+    params: tuple[str, ...],
+    signature: str,
+    site: _Site,
+    ctx: _Ctx,
+) -> dict[str, Expr]:
+    """The parameters a call gives, or an error whose hint is the whole signature."""
+    try:
+        return bind(call.func, args, params, call.args, call.kwargs)[1]
+    except BindError as e:
+        col = call.col if e.index is None else call.kwargs[e.index][1].col
+        hint = f"call it as {signature}"
+        if e.index is not None and e.unknown:
+            close = suggest(call.kwargs[e.index][0], [*args, *params])
+            hint = f"{close}; the signature is {signature}" if close else hint
+        raise _expr_error(site, e.message, col, hint, ctx) from None
+
+
+def _check_param(call: Call, key: str, value: Expr, site: _Site, ctx: _Ctx) -> None:
+    """An op parameter (``slope``, ``eps``, ``axis``) is a number or a declared constant."""
+    keyword = any(k == key for k, _ in call.kwargs)
+    what = f"the keyword {key}=" if keyword else f"the parameter {key}"
+    for node in names_in(value):
+        if node.id not in site.kwarg_names:
+            raise _expr_error(
+                site,
+                f"{what} of {call.func}() must be a number or a constant, not '{node.id}'",
+                node.col,
+                f"e.g. {key}=0.1, or declare '{node.id}' under [constants]",
+                ctx,
+            )
+    if calls_in(value):
+        raise _expr_error(
+            site,
+            f"{what} of {call.func}() must be a number or a constant",
+            value.col,
+            f"e.g. {key}=0.1",
+            ctx,
+        )
 
 
 def _unknown_op(call: Call, site: _Site, scope: _Scope, ctx: _Ctx) -> SpecError:
@@ -272,49 +308,3 @@ def _unknown_op(call: Call, site: _Site, scope: _Scope, ctx: _Ctx) -> SpecError:
     fallback = f"built-in ops: {', '.join(BUILTIN_OPS)}; declare your own under [ops]"
     hint = suggest(call.func, ops) or fallback
     return _expr_error(site, f"unknown op '{call.func}'", call.col, hint, ctx)
-
-
-def _check_arity(call: Call, args: tuple[str, ...], site: _Site, ctx: _Ctx) -> None:
-    """Exactly ``len(args)`` positional arguments."""
-    if len(call.args) != len(args):
-        plural = "argument" if len(args) == 1 else "arguments"
-        raise _expr_error(
-            site,
-            f"{call.func}() takes {len(args)} positional {plural} ({', '.join(args)}), "
-            f"got {len(call.args)}",
-            call.col,
-            f"call it as {call.func}({', '.join(args)})",
-            ctx,
-        )
-
-
-def _check_kwargs(call: Call, known: tuple[str, ...], site: _Site, ctx: _Ctx) -> None:
-    """Only known keywords, whose values use numbers and allowed names only."""
-    for key, value in call.kwargs:
-        if key not in known:
-            fallback = f"its keywords: {', '.join(known)}" if known else "it takes no keywords"
-            raise _expr_error(
-                site,
-                f"{call.func}() has no keyword '{key}'",
-                value.col,
-                suggest(key, known) or fallback,
-                ctx,
-            )
-        for node in names_in(value):
-            if node.id not in site.kwarg_names:
-                raise _expr_error(
-                    site,
-                    f"the keyword {key}= of {call.func}() must be a number or a constant, "
-                    f"not '{node.id}'",
-                    node.col,
-                    f"e.g. {key}=0.1, or declare '{node.id}' under [constants]",
-                    ctx,
-                )
-        if calls_in(value):
-            raise _expr_error(
-                site,
-                f"the keyword {key}= of {call.func}() must be a number or a constant",
-                value.col,
-                f"e.g. {key}=0.1",
-                ctx,
-            )

@@ -5,16 +5,74 @@ Kept apart from the math so that the spec reader can check calls without importi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class OpSig:
-    """Positional argument names and keyword arguments with their defaults."""
+    """Argument names (values the op works on) and parameters with their defaults.
+
+    Parameters follow the arguments, positionally or by keyword, as in NumPy and PyTorch:
+    ``leaky_relu(z, 0.1)`` is ``leaky_relu(z, slope=0.1)``.
+    """
 
     args: tuple[str, ...]
-    kwargs: dict[str, float] = field(default_factory=dict)
+    kwargs: dict[str, float | None] = field(default_factory=dict)
     doc: str = ""
+
+    def signature(self, name: str) -> str:
+        """The whole call signature with defaults: ``leaky_relu(z, slope=0.01, at_zero=1)``."""
+        params = [f"{k}={_number(v)}" for k, v in self.kwargs.items()]
+        return f"{name}({', '.join([*self.args, *params])})"
+
+
+def _number(v: float | None) -> str:
+    return "None" if v is None else f"{v:g}"
+
+
+class BindError(ValueError):
+    """A call whose values do not fit the op's signature; ``index`` is the offending keyword."""
+
+    def __init__(self, message: str, index: int | None = None, unknown: bool = False) -> None:
+        super().__init__(message)
+        self.message, self.index, self.unknown = message, index, unknown
+
+
+def bind(
+    name: str,
+    args: Sequence[str],
+    params: Sequence[str],
+    positional: Sequence[T],
+    keywords: Sequence[tuple[str, T]],
+) -> tuple[list[T], dict[str, T]]:
+    """Match a call's values to an op's ``args`` then ``params``, as Python binds a call.
+
+    Positional values fill the arguments, then the parameters in order; keywords name
+    either.  Returns the argument values in order and the parameters given (by name).
+    Raises :class:`BindError` for too many values, an unknown or repeated keyword, or a
+    missing argument.
+    """
+    names = [*args, *params]
+    n = len(args)
+    plural = "argument" if n == 1 else "arguments"
+    takes = f"{name}() takes {n} positional {plural} ({', '.join(args)})"
+    if len(positional) > len(names):
+        more = f" and {len(params)} parameters ({', '.join(params)})" if params else ""
+        raise BindError(f"{takes}{more}, got {len(positional)}")
+    bound: dict[str, T] = dict(zip(names, positional, strict=False))
+    for k, (key, value) in enumerate(keywords):
+        if key not in names:
+            raise BindError(f"{name}() has no keyword '{key}'", k, unknown=True)
+        if key in bound:
+            raise BindError(f"{name}() got '{key}' twice (by position and by keyword)", k)
+        bound[key] = value
+    if any(a not in bound for a in args):
+        raise BindError(f"{takes}, got {len(positional)}")
+    return [bound[a] for a in args], {p: bound[p] for p in params if p in bound}
 
 
 BUILTIN_OPS: dict[str, OpSig] = {
