@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from grading_samples import GOOD
 
 from derive.cli import main
 from derive.grading.code import parse_records, verify_code
@@ -17,25 +18,6 @@ from derive.grading.verdicts import Verdict, judge
 ROOT = Path(__file__).resolve().parents[1]
 MLP = ROOT / "examples" / "mlp_softmax.toml"
 
-GOOD = """\
-import numpy as np
-
-
-def sigmoid(z):
-    return 1 / (1 + np.exp(-z))
-
-
-def backward(x, t, W1, b1, W2, b2):
-    m = x.shape[0]
-    h = sigmoid(x @ W1.T + b1)
-    f = h @ W2.T + b2
-    p = np.exp(f - f.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    gf = (p - t) / m
-    gh = gf @ W2
-    gz = gh * h * (1 - h)
-    return {"W1": gz.T @ x, "b1": gz.sum(0), "W2": gf.T @ h, "b2": gf.sum(0)}
-"""
 RETURN = '    return {"W1": gz.T @ x, "b1": gz.sum(0), "W2": gf.T @ h, "b2": gf.sum(0)}'
 
 

@@ -404,19 +404,23 @@ def _execute(
         _kill_group(proc)
         proc.wait()
     _kill_group(proc)  # leftovers of a process that exited but left children
+    bwrapped = isolation == "bubblewrap"
     seconds = time.monotonic() - start
     stdout, stderr, result = out.data(), err.data(), res.data()
+    code = proc.returncode
+    if bwrapped and 128 < code < 128 + 65:  # bwrap exits 128 + N when its child died of N
+        code = 128 - code
     if timed_out:
         status = Status.TIMED_OUT
     elif flooded.is_set():
         status = Status.OUTPUT_LIMIT
-    elif proc.returncode < 0:
+    elif code < 0:
         status = Status.SIGNALED
     else:
         status = Status.EXITED
     return RunResult(
         status,
-        proc.returncode,
+        code,
         stdout.decode("utf-8", errors="replace"),
         stderr.decode("utf-8", errors="replace"),
         result,
