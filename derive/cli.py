@@ -86,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     vcode.add_argument("--submission", required=True, help="a .py file or a folder")
     _grading_options(vcode)
     vcode.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    vcode.add_argument("--results", metavar="FILE", help="also write Gradescope's results.json")
     vcode.set_defaults(run=cmd_verify_code)
     formula = vsub.add_parser(
         "formula",
@@ -153,6 +154,19 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--batch", type=_count(2), default=64, help="random batch size (64)")
     analyze.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE")
     analyze.set_defaults(run=cmd_analyze)
+    grade = sub.add_parser("grade", help="grade a class of gradient-code submissions")
+    grade.add_argument("spec", metavar="SPEC")
+    grade.add_argument("submissions", help="a folder: one folder or one .py file per student")
+    grade.add_argument("--out", required=True, help="folder for results.json files and the CSV")
+    grade.add_argument("--jobs", type=_count(1), default=None, help="parallel sandboxes")
+    _grading_options(grade)
+    grade.set_defaults(run=cmd_grade)
+    bundle = sub.add_parser("autograder", help="write a Gradescope autograder bundle (.zip)")
+    bundle.add_argument("spec", metavar="SPEC")
+    bundle.add_argument("-o", "--out", default="autograder.zip", help="(default autograder.zip)")
+    bundle.add_argument("--wheel", default=None, help="derive's wheel (default: build one)")
+    _grading_options(bundle)
+    bundle.set_defaults(run=cmd_autograder)
     return p
 
 
@@ -288,6 +302,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return run_demo(Path(args.out), epochs=args.epochs)
     with tempfile.TemporaryDirectory(prefix="derive-demo-") as tmp:
         return run_demo(Path(tmp), epochs=args.epochs)
+
+
+def cmd_autograder(args: argparse.Namespace) -> int:
+    from derive.grading.cli import autograder_command
+
+    return autograder_command(args)
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from derive.grading.cli import grade_command
+
+    return grade_command(args)
 
 
 def cmd_verify_code(args: argparse.Namespace) -> int:
