@@ -1,4 +1,4 @@
-"""``derive gen | check | show | demo | train | analyze``: the command line."""
+"""``derive gen | check | show | tex | demo | train | analyze``: the command line."""
 
 from __future__ import annotations
 
@@ -75,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("spec", metavar="SPEC")
     show.add_argument("--json", action="store_true")
     show.set_defaults(run=cmd_show)
+    tex = sub.add_parser("tex", help="write the derivation as LaTeX (Beamer, article, Markdown)")
+    from derive.tex.command import add_arguments
+
+    add_arguments(tex)
+    tex.set_defaults(run=cmd_tex)
     demo = sub.add_parser("demo", help="derive, emit, check and train the bundled classifier")
     demo.add_argument("-o", "--out", default=None, help="keep the generated module in this folder")
     demo.add_argument("--epochs", type=_count(1), default=30, help="training epochs (default 30)")
@@ -292,6 +297,12 @@ def cmd_verify_formula(args: argparse.Namespace) -> int:
     from derive.answers.command import run_formula
 
     return run_formula(args)
+
+
+def cmd_tex(args: argparse.Namespace) -> int:
+    from derive.tex.command import run
+
+    return run(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

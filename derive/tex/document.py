@@ -1,0 +1,362 @@
+"""The document: a derivation's recorded steps, walked in the order backprop runs.
+
+For every named adjoint ``∂L/∂v`` (values first, each parameter as soon as the
+adjoints it reads are known) a :class:`Block` holds
+
+* the local derivatives met on the way, each from the op's definition through
+  ``sympy.diff`` to its form in the op's output (``e^{-z}/(1+e^{-z})^2 = h(1-h)``);
+* the chain of equalities the engine went through: the chain rule, then every
+  accepted rewrite, each :class:`Row` naming the fact it used;
+* the values the rows mention that the spec does not name (``e``, ``s`` inside softmax).
+
+Every row keeps the SymPy expression it displays (an entry of an index expression,
+one example's loss: the loss seed is 1), so that consecutive rows can be compared
+numerically (:mod:`derive.tex.verify`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import sympy as sp
+from sympy import Indexed
+
+from derive.autodiff.adjoint import Derivation
+from derive.graph.nodes import BATCH, Node, atom_name, split_sum
+from derive.ops.functions import written_out
+from derive.show import forward_expr, seeded
+from derive.tex.matrix import Translator
+from derive.tex.names import Names
+from derive.tex.printer import OP_LATEX, Context, TexPrinter, break_lines
+
+
+@dataclass
+class Options:
+    """What the user chose: detail, notation, names."""
+
+    steps: str = "full"  # "full" | "brief"
+    notation: str = "matrix"  # "matrix" | "index"
+    names: Names = field(default_factory=Names)
+    node: str | None = None
+
+
+@dataclass
+class Row:
+    """One displayed expression: ``= latex`` reached from the row above by ``fact``."""
+
+    kind: str
+    node: str
+    expr: sp.Expr
+    latex: str
+    fact: str = ""
+    matrix: object = None  # the derive.tex.matrix.M this row displays, in matrix notation
+
+
+@dataclass
+class Display:
+    """A chain of equalities ``lhs = rows[0] = rows[1] = ...``."""
+
+    lhs: str
+    rows: list[Row]
+    boxed: bool = False
+    lhs_expr: sp.Expr | None = None  # the SymPy form of the left-hand side, when it has one
+    notation: str = "index"
+
+
+@dataclass
+class Block:
+    """Everything shown for one node's adjoint."""
+
+    node: str
+    title: str
+    equation: str  # the node's forward equation, as LaTeX
+    displays: list[Display]
+    where: list[str] = field(default_factory=list)
+    param: bool = False
+
+
+@dataclass
+class Document:
+    name: str
+    description: str
+    loss: str
+    reduction: str
+    forward: list[tuple[str, str]]
+    blocks: list[Block]
+    extra: dict = field(default_factory=dict)
+
+
+def context(d: Derivation, names: Names) -> Context:
+    """The printer's view of the graph; pre-activations get ``δ`` (``δ^{(1)}`` for ``W1``)."""
+    g = d.graph
+    ctx = Context(
+        names, {n.name for n in g.nodes}, loss=g.loss.name, batch=g.labels.letter.get(BATCH, "b")
+    )
+    ctx.order = {n.name: k for k, n in enumerate(g.nodes)}
+    for n in g.nodes:
+        if (
+            not n.user
+            and n.op in OP_LATEX
+            and len(n.args) == 1
+            and n.name == f"{n.op}_{n.args[0].name}"
+        ):
+            ctx.aliases[n.name] = (n.op, n.args[0].name)
+    consumers = g.consumers()
+    for node in g.nodes:
+        if node.name in d.adjoints and _preactivation(node, consumers):
+            layer = _layer(node)
+            ctx.deltas[node.name] = r"\delta" + (f"^{{({layer})}}" if layer else "")
+    if len(set(ctx.deltas.values())) != len(ctx.deltas):
+        ctx.deltas = {}  # ambiguous: keep ∂L/∂z
+    return ctx
+
+
+def _preactivation(node: Node, consumers: dict) -> bool:
+    """An affine layer's output (``W x + b``) that feeds an activation."""
+    users = consumers[node.name]
+    affine = any(
+        a.kind == "contraction" and any(w.kind == "param" for w in a.args)
+        for a in [node, *_through_internal(node)]
+        if a is node or not a.user
+    )
+    return affine and len(users) == 1 and users[0].op in ("sigmoid", "tanh", "relu", "leaky_relu")
+
+
+def _through_internal(node: Node) -> list[Node]:
+    out, todo = [], list(node.args)
+    while todo:
+        a = todo.pop()
+        out.append(a)
+        if not a.user and a.kind not in ("input", "param"):
+            todo.extend(a.args)
+    return out
+
+
+def _layer(node: Node) -> str:
+    for a in _through_internal(node):
+        m = re.search(r"(\d+)$", a.name)
+        if a.kind == "param" and m:
+            return m[1]
+    return ""
+
+
+def backprop_order(d: Derivation) -> list[str]:
+    """Values in the order backprop computes them; a parameter right after what it reads."""
+    done = {d.graph.loss.name}
+    order: list[str] = []
+    rest = [n for n in d.adjoints if d.adjoints[n].node.kind != "param"]
+    params = [n for n in d.adjoints if d.adjoints[n].node.kind == "param"]
+    for name in rest:
+        order.append(name)
+        done.add(name)
+        for p in list(params):
+            if set(d.adjoints[p].uses) <= done:
+                order.append(p)
+                params.remove(p)
+    return order + params
+
+
+class Walker:
+    """Builds the :class:`Document` of one derivation."""
+
+    def __init__(self, d: Derivation, options: Options) -> None:
+        self.d, self.opt = d, options
+        self.ctx = context(d, options.names)
+        self.printer = TexPrinter(self.ctx)
+        batched = {n.name for n in d.graph.nodes if n.batched}
+        self.matrix = Translator(self.ctx, batched, lambda e, env: env["scalar"](e, env["ex"]))
+        self.by_name = {n.name: n for n in d.graph.nodes}
+
+    def tex(self, e: sp.Expr) -> str:
+        return self.printer.doprint(e)
+
+    def row_tex(self, e: sp.Expr) -> str:
+        """A displayed row: long ones broken into aligned lines."""
+        return break_lines(self.tex(e))
+
+    def document(self) -> Document:
+        g = self.d.graph
+        names = backprop_order(self.d)
+        if self.opt.node is not None:
+            names = [self.opt.node]
+        blocks = [self.block(n) for n in names]
+        return Document(g.name, g.description, g.loss.name, g.reduction, self.forward(), blocks)
+
+    def forward(self) -> list[tuple[str, str]]:
+        out = []
+        for node in self.d.graph.nodes:
+            if node.user and node.expr is not None:
+                out.append((self.tex(node.atom), self.tex(forward_expr(self.d, node))))
+        return out
+
+    def block(self, name: str) -> Block:
+        adj = self.d.adjoints[name]
+        node = adj.node
+        displays = self.locals(node)
+        rows: list[Row] = []
+        for step in adj.steps:
+            if step.rule.startswith("local derivative"):
+                continue
+            expr = seeded(self.d, step.after)
+            if rows and expr == rows[-1].expr:
+                continue
+            kind = "chain" if step.rule == "chain rule" else "rewrite"
+            rows.append(Row(kind, name, expr, self.row_tex(expr), fact_tex(step.rule, step.note)))
+        rows = _without_round_trips(rows)
+        if self.opt.steps == "brief" and len(rows) > 2:
+            rows = [rows[0], Row("rewrite", name, rows[-1].expr, rows[-1].latex, "simplifying")]
+        atom = seeded(self.d, _adjoint(node))
+        lhs = self.tex(atom)
+        param = node.kind == "param"
+        index = Display(lhs, rows, boxed=param, lhs_expr=atom)
+        if self.opt.notation == "matrix":
+            displays += self.in_matrix(node, index)
+        else:
+            displays.append(index)
+        return Block(
+            node=name,
+            title=self.title(name),
+            equation=self._equation(node) if node.expr is not None else "",
+            displays=displays,
+            where=self.where(displays),
+            param=node.kind == "param",
+        )
+
+    def in_matrix(self, node: Node, index: Display) -> list[Display]:
+        """The chain in matrix notation when every row translates; else index rows, then the
+        result in matrix notation.  A parameter shows both, and the batch (row convention)."""
+        target = node.labels
+        rows = []
+        for row in index.rows:
+            m = self.matrix.translate(row.expr, target)
+            tex = None if m is None else break_lines(m.tex)
+            rows.append(None if m is None else Row("matrix", row.node, row.expr, tex, row.fact, m))
+        array = any(not self.matrix._is_free_batch(lab) for lab in target)
+        lhs = self.matrix._symbol(node.name, array, False, True)
+        param = node.kind == "param"
+        out = []
+        if all(rows) and not param:
+            out.append(Display(lhs, rows, index.boxed, index.lhs_expr, "matrix"))
+            return out
+        index.boxed = False
+        out.append(index)
+        final = rows[-1]
+        if final is None:
+            index.boxed = param
+            return out
+        final = Row("matrix", final.node, final.expr, final.latex, "matrix form", final.matrix)
+        shown = [final]
+        batch = self.matrix.translate(final.expr, target, batch_axis=True)
+        if final.latex == index.rows[-1].latex:
+            index.boxed = param
+            return out
+        if batch is not None and batch.tex != final.latex and batch.axes:
+            shown.append(
+                Row("matrix", final.node, final.expr, batch.tex, "rows are examples", batch)
+            )
+        out.append(Display(lhs, shown, param, index.lhs_expr, "matrix"))
+        return out
+
+    def title(self, name: str) -> str:
+        plain = Context(self.ctx.names, self.ctx.nodes, loss=self.ctx.loss, batch=self.ctx.batch)
+        plain.aliases = self.ctx.aliases
+        if name in self.ctx.deltas:
+            return f"{self.ctx.deltas[name]} = {plain.partial(name)}"
+        return plain.partial(name)
+
+    def definition(self, n: Node) -> str:
+        """``n``'s defining equation (a ``max`` reduction written as one)."""
+        if n.op == "max":
+            _, body, limits = split_sum(n.expr)
+            labels = "".join(self.printer.labels.get(lim[0], "") for lim in limits)
+            inner = self.tex(sp.Sum(body, *limits)).split(" ", 1)[-1]
+            return rf"{self.tex(n.atom)} = \max_{{{labels or ''}}} {inner}"
+        return f"{self.tex(n.atom)} = {self.tex(n.expr)}"
+
+    def _equation(self, node: Node) -> str:
+        return f"{self.tex(node.atom)} = {self.tex(forward_expr(self.d, node))}"
+
+    def locals(self, node: Node) -> list[Display]:
+        """Each local derivative once: definition, ``sympy.diff``, the output form."""
+        out, seen = [], set()
+        for step in self.d.adjoints[node.name].steps:
+            if not step.rule.startswith("local derivative") or (step.before, step.after) in seen:
+                continue
+            seen.add((step.before, step.after))
+            y = self.by_name.get(step.rule.split()[3])
+            arg = _argument(y, step.before, node.name) if y is not None else None
+            if y is None or arg is None:
+                continue
+            body = written_out(y.expr)
+            lhs_expr = sp.Derivative(body, arg)
+            lhs = rf"\frac{{\partial {self.tex(y.atom)}}}{{\partial {self.tex(arg)}}}"
+            rows = []
+            if body != y.atom and isinstance(y.expr, sp.Function):
+                rows.append(Row("definition", node.name, lhs_expr, self._diff_tex(body, arg)))
+            rows.append(
+                Row("local", node.name, step.before, self.tex(step.before), "differentiate")
+            )
+            rows.append(Row("local", node.name, step.after, self.tex(step.after),
+                            f"${self.tex(y.atom)} = {self.tex(y.expr)}$"))  # fmt: skip
+            out.append(Display(lhs, rows, lhs_expr=lhs_expr))
+        return out
+
+    def _diff_tex(self, body: sp.Expr, arg: sp.Expr) -> str:
+        return rf"\frac{{\partial}}{{\partial {self.tex(arg)}}} {self.tex(body)}"
+
+    def where(self, displays: list[Display]) -> list[str]:
+        """Definitions of the unnamed values the rows mention (``e_n = e^{f_n - c}``)."""
+        out, seen = [], set()
+        for disp in displays:
+            for row in disp.rows:
+                for a in sorted(row.expr.atoms(Indexed, sp.Symbol), key=str):
+                    n = self.by_name.get(atom_name(a) or "")
+                    if n is None or n.user or n.expr is None or n.name in seen:
+                        continue
+                    seen.add(n.name)
+                    out.append(self.definition(n))
+        return out
+
+
+def _without_round_trips(rows: list[Row]) -> list[Row]:
+    """Drop detours that come back to an expression already shown (expand, then collect)."""
+    out: list[Row] = []
+    for row in rows:
+        back = next((k for k, r in enumerate(out) if r.expr == row.expr), None)
+        if back is not None:
+            del out[back + 1 :]
+            continue
+        out.append(row)
+    return out
+
+
+def _adjoint(node: Node) -> sp.Expr:
+    from derive.autodiff.adjoint import adjoint_atom
+
+    return adjoint_atom(node)
+
+
+def _argument(y: Node, before: sp.Expr, prefer: str) -> sp.Expr | None:
+    """The entry of ``y``'s argument the local derivative is taken in (not a stopped one)."""
+    names = {a.name for a in y.args if not a.nograd}
+    found = [a for a in sorted(before.atoms(Indexed, sp.Symbol), key=str) if atom_name(a) in names]
+    preferred = [a for a in found if atom_name(a) == prefer]
+    return (preferred or found or [None])[0]
+
+
+_FACT_NAME = re.compile(r"\b([A-Za-z][A-Za-z0-9_]*)\b")
+
+
+def fact_tex(rule: str, note: str) -> str:
+    """The fact behind a step as LaTeX text (names of nodes in math mode)."""
+    text = rule
+    if note:
+        text = f"{rule}; {note}"
+    text = text.replace("∂L/∂", "the adjoint of ")
+    text = re.sub(
+        r"Σ (\w+) = 1 \((\w+) target\)",
+        lambda m: rf"$\sum {m[1]} = 1$ ({m[2].replace('_', '-')} target)",
+        text,
+    )
+    return text.replace("_", r"\_")
