@@ -206,3 +206,65 @@ def test_no_tex_engine_is_said_clearly(monkeypatch, tmp_path, capsys):
     assert code == 1
     assert "no TeX engine found" in capsys.readouterr().err
     assert np.isfinite(code)
+
+
+# ----- --expr, [latex], Jupyter ---------------------------------------------------------------
+QUIZ = "y*log(sigmoid(w1*x1 + w2*x2)) + (1 - y)*log(1 - sigmoid(w1*x1 + w2*x2))"
+
+
+def test_expr_mode_reaches_the_quiz_answer(capsys):
+    from derive.tex.expr import expr_document
+    from derive.tex.names import Names
+
+    doc = expr_document(QUIZ, "w1", "y=1", Options(notation="index", names=Names(layer="sub")))
+    d = doc.extra["derivation"]
+    assert check_document(d, doc, given=doc.extra["given"]) == []
+    result = doc.blocks[-1].displays[0]
+    chain = r"\frac{\partial f}{\partial a}\frac{\partial a}{\partial z}"
+    chain += r"\frac{\partial z}{\partial w_{1}}"
+    assert result.rows[0].latex == chain
+    assert (
+        result.rows[-1].latex
+        == r"x_{1} \left(1 - \sigma\left(w_{1} x_{1} + w_{2} x_{2}\right)\right)"
+    )
+    assert doc.forward[:2] == [("z", "w_{1} x_{1} + w_{2} x_{2}"), ("a", r"\sigma\left(z\right)")]
+    # the substitution y = 1 is only true at y = 1: checked elsewhere, it fails
+    assert check_document(d, doc, given={"y": 0.3}) != []
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--expr", "x +* y"], "--expr does not parse"),
+        (["--expr", "__import__('os').system('true')"], "--expr does not parse"),
+        (["--expr", "x*y", "--wrt", "q"], "--wrt: q not in the expression"),
+        (["--expr", "x*y", "--given", "y=two"], "not a number"),
+    ],
+)
+def test_bad_expr_exits_2(tmp_path, capsys, argv, message):
+    out = tmp_path / "q.tex"
+    assert main(["tex", *argv, "-o", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_latex_overrides_from_the_spec(tmp_path, capsys):
+    spec = tmp_path / "toy.toml"
+    text = Path(TOY).read_text() + '\n[latex]\nz = "\\\\zeta^{[1]}"\n'
+    spec.write_text(text)
+    assert main(["tex", str(spec), "--style", "fragment"]) == 0
+    assert r"\zeta^{[1]}" in capsys.readouterr().out
+    spec.write_text(text.replace("{[1]}", "{[1]"))
+    out = tmp_path / "toy.tex"
+    assert main(["tex", str(spec), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "unbalanced braces" in err and f"{spec}:" in err
+    assert not out.exists()
+
+
+def test_a_derivation_renders_itself_in_jupyter(derivations):
+    d = derivations["mlp_softmax"]
+    md = d._repr_markdown_()
+    assert md.startswith("# Backpropagation: mlp_softmax") and r"\mathbf{p} - \mathbf{t}" in md
+    tex = d._repr_latex_()
+    assert tex.startswith("$$") and tex.count("$$") % 2 == 0

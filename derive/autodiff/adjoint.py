@@ -39,6 +39,16 @@ class Derivation:
     adjoints: dict[str, Adjoint]
     local_steps: dict[str, list[Step]]  # local derivatives met on the way to each value
 
+    def _repr_markdown_(self) -> str:
+        from derive.tex import markdown
+
+        return markdown(self)
+
+    def _repr_latex_(self) -> str:
+        from derive.tex import latex
+
+        return latex(self)
+
     @property
     def unused_params(self) -> list[str]:
         """Parameters the loss does not depend on (their gradient is zero)."""

@@ -26,12 +26,13 @@ TOP_KEYS = (
     "ops",
     "forward",
     "loss",
+    "latex",
 )
 SHADOWED_MODULES = frozenset(
     {*sys.stdlib_module_names, "numpy", "derive", "sympy", "mpmath", "jinja2", "markupsafe"}
 )
 """Module names a spec may not take: ``NAME.py`` beside other code would shadow the import."""
-TABLES = ("dims", "inputs", "params", "constants", "ops", "forward", "loss")
+TABLES = ("dims", "inputs", "params", "constants", "ops", "forward", "loss", "latex")
 INPUT_KINDS = ("real", "one_hot", "probability", "binary")
 INITS = ("zeros", "ones", "normal", "glorot")
 REDUCTIONS = ("mean", "sum")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from derive.lang.expr import Expr
 
@@ -61,3 +61,4 @@ class Spec:
     lines: dict[str, int]
     sha256: str
     source: str
+    latex: dict[str, str] = field(default_factory=dict)  # [latex] name -> how derive tex writes it

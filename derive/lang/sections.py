@@ -356,3 +356,44 @@ def _read_reduction(table: Mapping[str, Any], ctx: _Ctx) -> str:
             _or_list(str(reduction), REDUCTIONS, "reductions"),
         )
     return reduction
+
+
+def _read_latex(data: Mapping[str, Any], names: Mapping[str, int], ctx: _Ctx) -> dict[str, str]:
+    """``[latex] W1 = "\\mathbf{W}^{[1]}"``: how ``derive tex`` writes a declared name."""
+    out: dict[str, str] = {}
+    for name, value in _table(data, "latex", ctx).items():
+        if name not in names:
+            raise ctx.error(
+                f"latex.{name}: '{name}' is not a declared name",
+                ("latex", name),
+                _or_list(name, names, "declared"),
+            )
+        if not isinstance(value, str) or not value.strip():
+            raise ctx.error(
+                f"latex.{name} must be a LaTeX string, not {_type_name(value)}",
+                ("latex", name),
+                f'e.g. {name} = "\\\\mathbf{{{name}}}"',
+            )
+        if not _balanced(value):
+            raise ctx.error(
+                f"latex.{name} has unbalanced braces: {value}",
+                ("latex", name),
+                "every { needs its } (write \\\\{ for a literal brace)",
+            )
+        out[name] = value
+    return out
+
+
+def _balanced(text: str) -> bool:
+    """Whether every ``{`` is closed in order (``\\{`` and ``\\}`` are literal braces)."""
+    depth = 0
+    k = 0
+    while k < len(text):
+        if text[k] == "\\":
+            k += 2
+            continue
+        depth += {"{": 1, "}": -1}.get(text[k], 0)
+        if depth < 0:
+            return False
+        k += 1
+    return depth == 0

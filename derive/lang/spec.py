@@ -20,6 +20,7 @@ from derive.lang.sections import (
     _read_constants,
     _read_dims,
     _read_forward,
+    _read_latex,
     _read_loss,
     _read_ops,
     _read_string,
@@ -77,6 +78,7 @@ def _parse(text: str, file: str, digest: str) -> Spec:
     _check_op_bodies(scope, ctx)
     _check_forward(scope, ctx)
     loss, reduction = _read_loss(data, scope, ctx)
+    latex = _read_latex(data, lines, ctx)
     loss_line = ctx.line("loss", "output")
     if loss_line is not None:
         lines.setdefault("loss", loss_line)
@@ -95,4 +97,5 @@ def _parse(text: str, file: str, digest: str) -> Spec:
         lines=lines,
         sha256=digest,
         source=text,
+        latex=latex,
     )

@@ -16,4 +16,24 @@ def tex_document(d, options: Options | None = None) -> Document:
     return Walker(d, options or Options()).document()
 
 
-__all__ = ["STYLES", "Document", "Options", "compile_pdf", "render", "tex_document"]
+def markdown(d) -> str:
+    """The derivation as Markdown with ``$$`` math (what Jupyter shows for a Derivation)."""
+    return render(tex_document(d), "markdown")
+
+
+def latex(d) -> str:
+    """The displayed equations only, one ``$$ ... $$`` block each (Jupyter's LaTeX view)."""
+    blocks = markdown(d).split("$$")[1::2]
+    return "\n".join(f"$${b.strip()}$$" for b in blocks)
+
+
+__all__ = [
+    "STYLES",
+    "Document",
+    "Options",
+    "compile_pdf",
+    "latex",
+    "markdown",
+    "render",
+    "tex_document",
+]

@@ -28,11 +28,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--node", help="only this value's (or parameter's) gradient")
     p.add_argument("--notation", choices=["matrix", "index"], default="matrix")
     p.add_argument("--steps", choices=["full", "brief"], default="full")
-    p.add_argument("--layer", choices=["paren", "sub"], default="paren",
-                   help="W1 as W^{(1)} (paren) or W_1 (sub)")  # fmt: skip
+    p.add_argument("--layer", choices=["paren", "sub"], default=None,
+                   help="W1 as W^{(1)} (paren; specs) or W_1 (sub; --expr)")  # fmt: skip
     p.add_argument("--no-bold", action="store_true", help="vectors and matrices not in bold")
     p.add_argument("--at", help="worked example at NAME=VALUE,... (scalars)")
     p.add_argument("--graph", action="store_true", help="draw the computational graph (TikZ)")
+    p.add_argument("--expr", help="a scalar expression instead of a spec")
+    p.add_argument("--wrt", help="with --expr: the variables to differentiate in (comma-separated)")
+    p.add_argument("--given", help="with --expr: values NAME=VALUE,... substituted in the result")
     p.add_argument("--json", action="store_true", help="print every step as JSON")
     p.add_argument("--pdf", action="store_true", help="also compile with pdflatex")
 
@@ -76,8 +79,18 @@ def build(args: argparse.Namespace) -> tuple[Document, object]:
     from derive.tex import tex_document
     from derive.tex.example import parse_point, worked_example
 
+    if args.expr is not None:
+        from derive.tex.expr import expr_document
+
+        if args.spec:
+            raise SpecError("give a spec or --expr, not both")
+        opt = Options(steps=args.steps, notation="index", names=_names(args, {}, "sub"))
+        doc = expr_document(args.expr, args.wrt, args.given, opt)
+        return doc, doc.extra["derivation"]
+    if args.wrt or args.given:
+        raise SpecError("--wrt and --given go with --expr", hint="use --node with a spec")
     if not args.spec:
-        raise SpecError("no spec given", hint="derive tex SPEC")
+        raise SpecError("no spec given", hint="derive tex SPEC, or derive tex --expr EXPR")
     from derive.autodiff.reverse import derive
     from derive.graph.builder import graph_from_spec
     from derive.lang.spec import load_spec
@@ -100,8 +113,8 @@ def build(args: argparse.Namespace) -> tuple[Document, object]:
     return doc, d
 
 
-def _names(args: argparse.Namespace, overrides: dict) -> Names:
-    return Names(layer=args.layer, bold=not args.no_bold, overrides=dict(overrides))
+def _names(args: argparse.Namespace, overrides: dict, layer: str = "paren") -> Names:
+    return Names(layer=args.layer or layer, bold=not args.no_bold, overrides=dict(overrides))
 
 
 def steps_json(doc: Document) -> dict:

@@ -22,16 +22,6 @@ ALIASES = {"eps": "epsilon", "lam": "lambda"}
 _SPLIT = re.compile(r"^(?P<stem>[A-Za-z]+?)(?P<hat>hat)?_?(?P<num>\d+)?$")
 
 
-def balanced(text: str) -> bool:
-    """Whether every ``{`` in ``text`` is closed in order (escaped braces ignored)."""
-    depth = 0
-    for ch in re.sub(r"\\[{}]", "", text):
-        depth += {"{": 1, "}": -1}.get(ch, 0)
-        if depth < 0:
-            return False
-    return depth == 0
-
-
 @dataclass
 class Names:
     """Name -> LaTeX symbol, with the course's conventions."""

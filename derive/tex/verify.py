@@ -158,13 +158,17 @@ def _value(p: Point, e: sp.Expr, m, env: dict, numeric: dict | None) -> float:
 
 
 def check_document(
-    d: Derivation, doc: Document, seed: int = 0, scales: tuple = (0.7, 4.0)
+    d: Derivation,
+    doc: Document,
+    seed: int = 0,
+    scales: tuple = (0.7, 4.0),
+    given: dict[str, float] | None = None,
 ) -> list[Mismatch]:
-    """Every display of ``doc``, at one random point per scale."""
+    """Every display of ``doc``, at one random point per scale (``given`` values fixed)."""
     out: list[Mismatch] = []
     rng = np.random.default_rng(seed)
     for scale in scales:
-        p = Point(d, rng, scale)
+        p = Point(d, rng, scale, given=given)
         for block in doc.blocks:
             for disp in block.displays:
                 out += check_display(p, disp, block.node)
