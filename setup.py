@@ -1,5 +1,6 @@
 """Packages: every ``derive.*`` folder, and the top-level ``templates/`` as ``derive.templates``."""
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
-setup(packages=[*find_packages(include=["derive", "derive.*"]), "derive.templates"])
+packages = find_namespace_packages(include=["derive", "derive.*"], exclude=["*.__pycache__"])
+setup(packages=[*packages, "derive.templates"])
