@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import fcntl
 import functools
 import os
 import resource
@@ -44,6 +45,8 @@ from pathlib import Path
 
 SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin")
 BASE_UID = 61000  # uids used for sandboxes when the grader runs as root: BASE_UID + slot
+UID_SLOTS = 512  # how many such uids there are; each is leased by one run at a time
+LEASE_DIR = Path(tempfile.gettempdir()) / "derive-sandbox-uids"
 IN_DIR = "/in"
 WORK_DIR = "/sandbox"
 SETPRIV = "/usr/bin/setpriv"
@@ -314,6 +317,42 @@ def run_python(
     back as ``RunResult.result``. Without bwrap the command runs in a temporary copy of
     ``files_dir`` with ``in_dir``'s files beside it, under the same limits.
     """
+    with _uid_lease(slot) as slot:
+        return _run_python(script, in_dir, files_dir, limits, slot, env)
+
+
+@contextlib.contextmanager
+def _uid_lease(slot: int):
+    """As root: a slot whose uid no other run on this machine uses (an exclusive file lock,
+    so that two graders, or two test runs, never share processes, limits or cleanup)."""
+    if os.getuid() != 0:
+        yield slot
+        return
+    LEASE_DIR.mkdir(mode=0o700, exist_ok=True)
+    for k in range(UID_SLOTS):
+        candidate = (slot + k) % UID_SLOTS
+        fd = os.open(LEASE_DIR / f"{candidate}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        try:
+            yield candidate
+        finally:
+            os.close(fd)  # releases the lock
+        return
+    raise RuntimeError(f"all {UID_SLOTS} sandbox uids are in use")
+
+
+def _run_python(
+    script: str,
+    in_dir: Path,
+    files_dir: Path,
+    limits: Limits,
+    slot: int,
+    env: Mapping[str, str] | None,
+) -> RunResult:
     use_bwrap, why = bwrap_status()
     base_env = {
         "PATH": "/usr/bin:/bin",
@@ -404,6 +443,8 @@ def _execute(
         _kill_group(proc)
         proc.wait()
     _kill_group(proc)  # leftovers of a process that exited but left children
+    if drop or (os.getuid() == 0 and isolation == "bubblewrap"):
+        _kill_uid(BASE_UID + slot)  # the slot is clean before the next submission uses it
     bwrapped = isolation == "bubblewrap"
     seconds = time.monotonic() - start
     stdout, stderr, result = out.data(), err.data(), res.data()
@@ -427,6 +468,35 @@ def _execute(
         seconds,
         isolation,
     )
+
+
+def _uid_pids(uid: int) -> list[int]:
+    """Processes whose real uid is ``uid`` (from /proc)."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status", encoding="ascii", errors="replace") as f:
+                for line in f:
+                    if line.startswith("Uid:"):
+                        if int(line.split()[1]) == uid:
+                            pids.append(int(entry.name))
+                        break
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def _kill_uid(uid: int, wait: float = 10.0) -> None:
+    """Kill every process of a slot's uid and wait until they are gone (a fork bomb's heirs
+    would otherwise count against the next submission's process limit in that slot)."""
+    deadline = time.monotonic() + wait
+    while (pids := _uid_pids(uid)) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
