@@ -268,3 +268,15 @@ def test_a_derivation_renders_itself_in_jupyter(derivations):
     assert md.startswith("# Backpropagation: mlp_softmax") and r"\mathbf{p} - \mathbf{t}" in md
     tex = d._repr_latex_()
     assert tex.startswith("$$") and tex.count("$$") % 2 == 0
+
+
+def test_batch_norm_is_staged_as_in_the_paper(derivations):
+    """∂L/∂x̂, ∂L/∂σ², ∂L/∂μ from the engine's recorded staged chain rule, then the compact form."""
+    d = derivations["mlp_batchnorm"]
+    block = next(b for b in tex_document(d).blocks if b.node == "z1")
+    lhs = [disp.lhs for disp in block.displays]
+    for want in (r"\hat{x}_{bj}", r"{\sigma^{2}_{j}}", r"\mu_{j}"):
+        assert any(want in x for x in lhs), want
+    final = block.displays[-1].rows[-1]
+    assert final.latex.startswith(r"\frac{\gamma_{j}}{B \mathrm{std}_{j}} \Bigl(B ")
+    assert r"definition of $\mu$" in final.fact

@@ -38,6 +38,9 @@ class Derivation:
     graph: Graph
     adjoints: dict[str, Adjoint]
     local_steps: dict[str, list[Step]]  # local derivatives met on the way to each value
+    # the chain rule with the adjoints of unnamed values as atoms (batch norm's ∂L/∂x̂, ∂L/∂μ),
+    # for every value whose adjoint passed through unnamed ones, in the order backprop runs
+    internal: dict[str, Step] = field(default_factory=dict)
 
     def _repr_markdown_(self) -> str:
         from derive.tex import markdown

@@ -37,6 +37,9 @@ def derive(graph: Graph) -> Derivation:
     contrib: dict[str, list[sp.Expr]] = {n.name: [] for n in graph.nodes}
     adjoint_expr: dict[str, sp.Expr] = {graph.loss.name: adjoint_atom(graph.loss)}
     pending: dict[str, list[Step]] = {n.name: [] for n in graph.nodes}  # local steps
+    # the same contributions with every consumer's adjoint an atom (∂L/∂x̂, not its value)
+    through: dict[str, list[sp.Expr]] = {n.name: [] for n in graph.nodes}
+    internal: dict[str, Step] = {}
     canon = Canon(graph, tables_for(graph))
     adjoints: dict[str, Adjoint] = {}
     for node in reversed(graph.nodes):
@@ -45,6 +48,11 @@ def derive(graph: Graph) -> Derivation:
         named = node is graph.loss
         if node is not graph.loss:
             raw = sp.Add(*contrib[node.name])
+            inside = not (node.user or staged(graph, node, path))
+            if inside or sp.Add(*through[node.name]) != raw:
+                internal[node.name] = Step(
+                    "staged chain rule", adjoint_atom(node), sp.Add(*through[node.name])
+                )
             if node.user or staged(graph, node, path):
                 adjoints[node.name] = rewrite(graph, canon, node, raw, adjoints, pending[node.name])
                 adjoint_expr[node.name] = adjoint_atom(node)
@@ -57,8 +65,11 @@ def derive(graph: Graph) -> Derivation:
             if arg.name in path and not arg.nograd:
                 terms, steps = backprop(graph, node, arg, adjoint_expr[node.name])
                 contrib[arg.name].extend(terms)
+                atom = adjoint_atom(node)
+                same = adjoint_expr[node.name] == atom
+                through[arg.name].extend(terms if same else backprop(graph, node, arg, atom)[0])
                 pending[arg.name] += ([] if named else pending[node.name]) + steps
-    return Derivation(graph, adjoints, {k: v for k, v in pending.items() if v})
+    return Derivation(graph, adjoints, {k: v for k, v in pending.items() if v}, internal)
 
 
 def backprop(graph: Graph, y: Node, a: Node, g_y: sp.Expr) -> tuple[list[sp.Expr], list[Step]]:

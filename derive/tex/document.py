@@ -17,7 +17,7 @@ numerically (:mod:`derive.tex.verify`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy as sp
 from sympy import Indexed
@@ -95,6 +95,8 @@ def context(d: Derivation, names: Names) -> Context:
     )
     ctx.order = {n.name: k for k, n in enumerate(g.nodes)}
     for n in g.nodes:
+        if n.meta.get("macro") == "batchnorm" and re.fullmatch(r"v\d*", n.name):
+            ctx.names = replace(ctx.names, overrides={n.name: r"\sigma^{2}", **ctx.names.overrides})
         if (
             not n.user
             and n.op in OP_LATEX
@@ -191,6 +193,26 @@ class Walker:
         return out
 
     def block(self, name: str) -> Block:
+        """One node's displays; where examples interact (batch norm) every entry keeps its
+        example index ``b``."""
+        self.printer.per_example = not self._coupled(name)
+        try:
+            return self._block(name)
+        finally:
+            self.printer.per_example = True
+
+    def _coupled(self, name: str) -> bool:
+        batch = self.ctx.batch
+        exprs = [s.after for s in self.d.adjoints[name].steps]
+        exprs += [s.after for n, s in self.d.internal.items() if n == name]
+        return any(
+            lim[0].name.split("_")[0] == batch
+            for e in exprs
+            for total in e.atoms(sp.Sum)
+            for lim in total.limits
+        ) and any(lab.name == batch for lab in self.d.adjoints[name].node.labels)
+
+    def _block(self, name: str) -> Block:
         adj = self.d.adjoints[name]
         node = adj.node
         displays = self.locals(node)
@@ -202,10 +224,23 @@ class Walker:
             if rows and expr == rows[-1].expr:
                 continue
             kind = "chain" if step.rule == "chain rule" else "rewrite"
-            rows.append(Row(kind, name, expr, self.row_tex(expr), fact_tex(step.rule, step.note)))
+            fact = fact_tex(step.rule, step.note, self.ctx.symbol)
+            rows.append(Row(kind, name, expr, self.row_tex(expr), fact))
         rows = _without_round_trips(rows)
+        staged = self.staged(name)
+        if staged:
+            displays += staged
+            first = self.d.internal[name].after
+            facts = combined_facts(rows[1:])
+            rows = [
+                Row("chain", name, first, self.row_tex(first), "chain rule, staged"),
+                Row(rows[-1].kind, name, rows[-1].expr, rows[-1].latex, facts),
+            ]
         if self.opt.steps == "brief" and len(rows) > 2:
-            rows = [rows[0], Row("rewrite", name, rows[-1].expr, rows[-1].latex, "simplifying")]
+            rows = [
+                rows[0],
+                Row("rewrite", name, rows[-1].expr, rows[-1].latex, combined_facts(rows[1:])),
+            ]
         atom = seeded(self.d, _adjoint(node))
         lhs = self.tex(atom)
         param = node.kind == "param"
@@ -222,6 +257,29 @@ class Walker:
             where=self.where(displays),
             param=node.kind == "param",
         )
+
+    def staged(self, name: str) -> list[Display]:
+        """The adjoints of the unnamed values between ``name`` and the named ones that read it
+        (batch norm's ``∂L/∂x̂, ∂L/∂σ², ∂L/∂μ``), each from the recorded staged chain rule."""
+        if name not in self.d.internal:
+            return []
+        inside, todo = set(), [name]
+        consumers = self.d.graph.consumers()
+        while todo:
+            for c in consumers[todo.pop()]:
+                if c.name in self.d.internal and c.name not in inside and not c.user:
+                    inside.add(c.name)
+                    todo.append(c.name)
+        if not any(self.by_name[n].meta.get("macro") for n in inside):
+            return []  # only plumbing (a matmul's output): the chain rule says it all
+        out = []
+        for n, step in self.d.internal.items():
+            if n in inside:
+                expr = seeded(self.d, step.after)
+                lhs = seeded(self.d, step.before)
+                row = Row("staged", n, expr, self.row_tex(expr))
+                out.append(Display(self.tex(lhs), [row], lhs_expr=lhs))
+        return out
 
     def in_matrix(self, node: Node, index: Display) -> list[Display]:
         """The chain in matrix notation when every row translates; else index rows, then the
@@ -269,9 +327,8 @@ class Walker:
         """``n``'s defining equation (a ``max`` reduction written as one)."""
         if n.op == "max":
             _, body, limits = split_sum(n.expr)
-            labels = "".join(self.printer.labels.get(lim[0], "") for lim in limits)
-            inner = self.tex(sp.Sum(body, *limits)).split(" ", 1)[-1]
-            return rf"{self.tex(n.atom)} = \max_{{{labels or ''}}} {inner}"
+            total = self.tex(sp.Sum(body, *limits))
+            return f"{self.tex(n.atom)} = " + total.replace(r"\sum", r"\max", 1)
         return f"{self.tex(n.atom)} = {self.tex(n.expr)}"
 
     def _equation(self, node: Node) -> str:
@@ -348,15 +405,33 @@ def _argument(y: Node, before: sp.Expr, prefer: str) -> sp.Expr | None:
 _FACT_NAME = re.compile(r"\b([A-Za-z][A-Za-z0-9_]*)\b")
 
 
-def fact_tex(rule: str, note: str) -> str:
-    """The fact behind a step as LaTeX text (names of nodes in math mode)."""
-    text = rule
-    if note:
-        text = f"{rule}; {note}"
-    text = text.replace("∂L/∂", "the adjoint of ")
-    text = re.sub(
-        r"Σ (\w+) = 1 \((\w+) target\)",
-        lambda m: rf"$\sum {m[1]} = 1$ ({m[2].replace('_', '-')} target)",
-        text,
-    )
-    return text.replace("_", r"\_")
+GENERIC = ("expand and collect sums", "collect into one fraction", "cancel common factors")
+"""Algebra every row may use; named only when it is the whole step."""
+
+
+def fact_tex(rule: str, note: str, symbol=None) -> str:
+    """The fact behind a step as LaTeX text, node names as their symbols (``$\\hat{x}$``)."""
+    sym = symbol or (lambda name: rf"\mathrm{{{name}}}")
+    parts = []
+    for piece in [rule, *note.split("; ")] if note else [rule]:
+        m = re.fullmatch(r"fold (\w+) into (\w+)", piece)
+        if m:
+            piece = f"definition of ${sym(m[2])}$"
+        elif m := re.fullmatch(r"unfold (\w+) inside a sum", piece):
+            piece = f"${sym(m[1])}$ written out"
+        elif m := re.fullmatch(r"inline ∂L/∂(\w+)( and cancel)?", piece):
+            piece = rf"substitute $\partial L/\partial {sym(m[1])}$"
+        elif m := re.fullmatch(r"definition of (\w+)", piece):
+            piece = f"definition of ${sym(m[1])}$"
+        elif m := re.fullmatch(r"Σ (\w+) = 1 \((\w+) target\)", piece):
+            piece = rf"$\sum {sym(m[1])} = 1$ ({m[2].replace('_', '-')} target)"
+        else:
+            piece = piece.replace("_", r"\_")
+        parts.append(piece)
+    return "; ".join(dict.fromkeys(parts))
+
+
+def combined_facts(rows: list[Row]) -> str:
+    """The facts of several collapsed rows, the generic algebra left out."""
+    facts = [f for r in rows for f in r.fact.split("; ") if f and f not in GENERIC]
+    return "; ".join(dict.fromkeys(facts)) or "simplify"

@@ -208,9 +208,9 @@ def _edge(a: str, b: str, src: Node, p: TexPrinter, values: dict, grads: dict, a
     above = f"${name} = {_num(values[src.name])}$" if src.name in values else f"${name}$"
     below = rf"\color{{red!70!black}}${_num(grads[src.name])}$" if src.name in grads else ""
     above = rf"\color{{green!40!black}}{above}" if src.name in values else above
-    parts = [rf"\draw[->] ({a}) -- ({b}) node[midway,above,font=\scriptsize] {{{above}}}"]
+    parts = [rf"\draw[->] ({a}) -- ({b}) node[midway,above,sloped,font=\scriptsize] {{{above}}}"]
     if below:
-        parts.append(rf"node[midway,below,font=\scriptsize] {{{below}}}")
+        parts.append(rf"node[midway,below,sloped,font=\scriptsize] {{{below}}}")
     return " ".join(parts) + ";"
 
 

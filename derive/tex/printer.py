@@ -171,11 +171,14 @@ class TexPrinter(LatexPrinter):
         for lim in e.limits:
             self.labels[lim[0]] = self._bind(lim[0])
             names.append(self.labels[lim[0]])
-        body = self._print(e.function)
+        function, sign = e.function, ""
+        if function.could_extract_minus_sign() and not isinstance(function, sp.Add):
+            function, sign = -function, "-"
+        body = self._print(function)
         self.labels = outer
-        if isinstance(e.function, sp.Add):
+        if isinstance(function, sp.Add):
             body = rf"\left({body}\right)"
-        return rf"\sum_{{{''.join(names)}}} {body}"
+        return rf"{sign}\sum_{{{''.join(names)}}} {body}"
 
     def _call(self, name: str, e: sp.Function) -> str:
         return rf"{OP_LATEX[name]}\left({self._print(e.args[0])}\right)"

@@ -26,7 +26,7 @@ STYLES = {
     "fragment": "tex_fragment.tex.j2",
     "markdown": "tex_markdown.md.j2",
 }
-FRAME_ROWS = 7
+FRAME_ROWS = 5
 """Rows of equations on one Beamer frame before the block continues on the next."""
 
 
@@ -49,8 +49,8 @@ class Frame:
     equation: str
     displays: list[Display]
     where: list[str] = field(default_factory=list)
-    room: str = "0.8"
     blocks: list[Block] = field(default_factory=list)
+    room: str = "0.8"  # the share of the frame's height its equations may take
 
 
 def frames(blocks: list[Block]) -> list[Frame]:
@@ -77,8 +77,7 @@ def frames(blocks: list[Block]) -> list[Frame]:
             f.title = "Backward: " + ", ".join(f"${_slash(b.title)}$" for b in f.blocks)
             if len(f.blocks) > 1:
                 f.equation = ""
-        room = 0.74 if f.equation or f.where else 0.8
-        f.room = f"{room / max(len(f.displays), 1):.2f}"
+        f.room = "0.72" if f.equation or f.where else "0.8"
     return out
 
 

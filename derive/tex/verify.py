@@ -86,6 +86,14 @@ class Point:
             node = adj.node
             shape = tuple(self.sizes[_dim(g, dim)] for dim in node.dims)
             self.values[adjoint_name(name)] = self.entries(adj.expr, node.labels, shape)
+        for name, step in d.internal.items():  # unnamed values' adjoints, in backprop order
+            node = step.before
+            key = adjoint_name(name)
+            if key in self.values:
+                continue
+            n = next(x for x in g.nodes if x.name == name)
+            shape = tuple(self.sizes[_dim(g, dim)] for dim in n.dims)
+            self.values[key] = self.entries(step.after, n.labels, shape)
 
     def entries(self, e: sp.Expr, labels: tuple, shape: tuple) -> np.ndarray:
         arr = np.empty(shape, dtype=object)
