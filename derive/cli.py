@@ -119,6 +119,13 @@ def _parser() -> argparse.ArgumentParser:
     formula.add_argument("--json", action="store_true")
     formula.add_argument("--seed", type=int, default=0)
     formula.set_defaults(run=cmd_verify_formula)
+    serve = sub.add_parser("serve", help="a local page where students check their derivatives")
+    serve.add_argument(
+        "--spec", action="append", default=[], metavar="SPEC", help="offer this spec's nodes"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
+    serve.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    serve.set_defaults(run=cmd_serve)
     train = sub.add_parser("train", help="train the generated module on a data set")
     train.add_argument("spec", metavar="SPEC")
     train.add_argument("--data", required=True, help="FILE.csv, FILE.npz or digits")
@@ -303,6 +310,17 @@ def cmd_tex(args: argparse.Namespace) -> int:
     from derive.tex.command import run
 
     return run(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from derive.answers.scalar import BadQuestion
+    from derive.answers.server import run_server
+
+    try:
+        return run_server(args.spec, args.host, args.port)
+    except BadQuestion as err:
+        print(f"derive serve: {err}", file=sys.stderr)
+        return 2
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

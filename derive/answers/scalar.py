@@ -43,6 +43,10 @@ class BadQuestion(Exception):
     """The question itself (expression, variable, definitions) is unusable: exit 2."""
 
 
+def located(err: AnswerError) -> str:
+    return err.message + (f" (column {err.col})" if err.col else "")
+
+
 def reading(tree: Tree, matrix: bool = False) -> Reading:
     e = to_sympy(tree, matrix=matrix, evaluate=False)
     return Reading(plain(e), latex(e), mathml(e))
@@ -99,7 +103,7 @@ def judge_scalar(
     try:
         tree = read(answer, known)
     except AnswerError as err:
-        return Verdict(Status.UNREADABLE, question, error=str(err.message), hint=err.hint)
+        return Verdict(Status.UNREADABLE, question, error=located(err), hint=err.hint)
     shown = reading(tree)
     unknown = [n for n in names(tree) if n not in known]
     if unknown:

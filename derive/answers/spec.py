@@ -20,7 +20,7 @@ import numpy as np
 from derive.answers.diagnose import Context, diagnose, same
 from derive.answers.numeric import Evaluator, ShapeError, shape_text
 from derive.answers.reader import read
-from derive.answers.scalar import BadQuestion, read_definitions, reading
+from derive.answers.scalar import BadQuestion, located, read_definitions, reading
 from derive.answers.symbolic import latex, mathml
 from derive.answers.tree import AnswerError, Name, Tree, names, substitute
 from derive.answers.values import Trial, make_trial
@@ -135,7 +135,7 @@ class SpecQuestion:
         try:
             tree = read(answer, known)
         except AnswerError as err:
-            return Verdict(Status.UNREADABLE, question, error=err.message, hint=err.hint)
+            return Verdict(Status.UNREADABLE, question, error=located(err), hint=err.hint)
         shown = reading(tree, matrix=True)
         unknown = [n for n in names(tree) if n not in known]
         if unknown:

@@ -271,4 +271,5 @@ def latex(e: sp.Expr) -> str:
 def mathml(e: sp.Expr) -> str:
     """``<math>`` element text (presentation MathML)."""
     body = AnswerMathMLPrinter({"order": "none"}).doprint(e)
+    body = body.replace("<mo>-</mo>", "<mo>&#8722;</mo>")  # a minus sign, not a hyphen
     return f'<math display="block">{body}</math>'
