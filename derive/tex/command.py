@@ -97,8 +97,9 @@ def build(args: argparse.Namespace) -> tuple[Document, object]:
 
     spec = load_spec(args.spec)
     d = derive(graph_from_spec(spec))
-    if args.node is not None and args.node not in d.adjoints:
-        known = ", ".join(d.adjoints)
+    shown = [n for n, a in d.adjoints.items() if a.node.user or a.node.kind in ("param", "input")]
+    if args.node is not None and args.node not in shown:
+        known = ", ".join(shown)
         raise SpecError(
             f"unknown --node '{args.node}': it is not a value with a gradient",
             file=args.spec,

@@ -178,11 +178,24 @@ class Walker:
         return break_lines(self.tex(e))
 
     def document(self) -> Document:
+        """A block per named value and parameter; adjoints the engine names for values the spec
+        does not (``log(p)`` inside the loss) are shown in the next block, where they are used."""
         g = self.d.graph
-        names = backprop_order(self.d)
-        if self.opt.node is not None:
-            names = [self.opt.node]
-        blocks = [self.block(n) for n in names]
+        blocks, pending = [], []
+        for name in backprop_order(self.d):
+            node = self.d.adjoints[name].node
+            if not (node.user or node.kind in ("param", "input")):
+                pending.append(name)
+                continue
+            if self.opt.node is None or name == self.opt.node:
+                block = self.block(name)
+                before = [self.block(n) for n in pending]
+                block.displays = [x for b in before for x in b.displays] + block.displays
+                block.where = list(
+                    dict.fromkeys([w for b in before for w in b.where] + block.where)
+                )
+                blocks.append(block)
+            pending = []
         return Document(g.name, g.description, g.loss.name, g.reduction, self.forward(), blocks)
 
     def forward(self) -> list[tuple[str, str]]:
