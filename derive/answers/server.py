@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from derive.answers.command import parse_given
 from derive.answers.scalar import BadQuestion, judge_scalar
 from derive.answers.spec import SpecQuestion, questions
-from derive.answers.verdict import Verdict
+from derive.answers.verdict import Verdict, point_text, value_text
 from derive.emit.templating import environment
 
 MAX_URL = 65536  # http.server refuses longer request lines itself
@@ -91,7 +91,9 @@ def page(site: Site, query: dict[str, str]) -> tuple[int, str]:
         elif query.get("expr"):
             expr, wrt = query["expr"], query.get("wrt", "")
             given = parse_given([g for g in query.get("given", "").split(",") if g.strip()])
-            context["question"] = f"∂/∂{wrt} of {expr}"
+            context["question"] = f"∂/∂{wrt} of {expr}" + "".join(
+                f", {k} = {v:g}" for k, v in given.items()
+            )
 
             def judge(text: str) -> Verdict:
                 return judge_scalar(expr, wrt, text, given)
@@ -101,8 +103,9 @@ def page(site: Site, query: dict[str, str]) -> tuple[int, str]:
     except BadQuestion as err:
         status = HTTPStatus.BAD_REQUEST
         context["error"] = str(err)
-    template = environment().overlay(autoescape=True).get_template("answer_page.html.j2")
-    return status, template.render(**context)
+    env = environment().overlay(autoescape=True)
+    env.filters.update(values=value_text, point=point_text)
+    return status, env.get_template("answer_page.html.j2").render(**context)
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -67,10 +67,8 @@ class SpecQuestion:
     def load(
         cls, spec: str | Path, wrt: str, defines: Sequence[str] = (), seed: int = 0
     ) -> SpecQuestion:
-        from derive.pipeline import derive_spec
-
         try:
-            d = derive_spec(spec)
+            d = _derived(spec)
         except SpecError as err:
             raise BadQuestion(str(err)) from None
         return cls.from_derivation(d, wrt, defines, seed, str(spec))
@@ -158,9 +156,7 @@ class SpecQuestion:
                 for env, t in zip(envs, self.trials, strict=True)
             ]
         except ShapeError as err:
-            verdict = Verdict(
-                Status.WRONG, question_of(self), shown, ref_shown, Method.NUMERIC, detail
-            )
+            verdict = Verdict(Status.WRONG, self.question, shown, ref_shown, Method.NUMERIC, detail)
             verdict.findings = diagnose(ctx, None, str(err))
             return verdict
         if all(same(a, r) for a, r in zip(got, refs, strict=True)):
@@ -184,8 +180,23 @@ class SpecQuestion:
         return verdict
 
 
-def question_of(q: SpecQuestion) -> str:
-    return q.question
+def _derived(spec: str | Path) -> Derivation:
+    """The spec's derivation, reused while the file is unchanged (one process, many answers)."""
+    from derive.pipeline import derive_spec
+
+    path = Path(spec)
+    try:
+        key = (str(path.resolve()), path.stat().st_mtime_ns)
+    except OSError:
+        return derive_spec(path)  # the spec reader says what is wrong
+    if key not in _DERIVED:
+        if len(_DERIVED) >= 8:
+            _DERIVED.pop(next(iter(_DERIVED)))
+        _DERIVED[key] = derive_spec(path)
+    return _DERIVED[key]
+
+
+_DERIVED: dict[tuple[str, int], Derivation] = {}
 
 
 def questions(d: Derivation) -> list[str]:

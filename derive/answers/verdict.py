@@ -133,9 +133,9 @@ class Verdict:
         lines.append(f"verdict:  {self.status.value}{how}")
         if self.difference:
             d = self.difference
-            lines.append(f"  at {_point_text(d.point)}")
-            lines.append(f"    answer   = {_value_text(d.answer)}")
-            lines.append(f"    expected = {_value_text(d.reference)}")
+            lines.append(f"  at {point_text(d.point)}")
+            lines.append(f"    answer   = {value_text(d.answer)}")
+            lines.append(f"    expected = {value_text(d.reference)}")
         if self.reference and self.status is not Status.EQUIVALENT:
             lines.append(f"expected: {self.reference.plain}")
         for f in self.findings:
@@ -160,14 +160,14 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _value_text(value: Any) -> str:
+def value_text(value: Any) -> str:
     if isinstance(value, np.ndarray) and value.ndim:
         text = np.array2string(value, precision=4, suppress_small=True)
         return text.replace("\n", "\n" + " " * 15)
     return f"{float(value):.10g}"
 
 
-def _point_text(point: dict[str, Any]) -> str:
+def point_text(point: dict[str, Any]) -> str:
     parts = []
     for name, value in point.items():
         if isinstance(value, np.ndarray) and value.ndim:
