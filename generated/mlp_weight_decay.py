@@ -57,9 +57,7 @@ def forward(params, batch):
     p = e / s[:, None]  # (B, k)
     log_p = f - np.log(s[:, None]) - c[:, None]  # (B, k)
     ce = -(np.einsum("ab,ab->a", log_p, t))  # (B,)
-    tot = np.einsum("ab,ab->a", W1, W1)  # (m,)
-    tot3 = np.einsum("ab,ab->a", W2, W2)  # (k,)
-    L = lam * ((tot3.sum(axis=0)) + (tot.sum(axis=0))) / 2 + ce  # (B,)
+    L = lam * ((np.einsum("ab,ab->", W1, W1)) + (np.einsum("ab,ab->", W2, W2))) / 2 + ce  # (B,)
     cache = {
         "z1": z1,
         "h1": h1,

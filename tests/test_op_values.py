@@ -179,7 +179,10 @@ CASES: dict[str, Case] = {
     ),
 }
 
-NOT_VALUED = {"argmax": "not differentiable: never on the path to a loss"}
+NOT_VALUED = {
+    "argmax": "not differentiable: never on the path to a loss",
+    "max": "not differentiable: never on the path to a loss",
+}
 
 
 def per_example_loss(case: Case) -> np.ndarray:
@@ -208,6 +211,12 @@ def test_argmax_value_off_the_loss_path() -> None:
     mod = module('i = "argmax(x + w)"\nL = "sum(t * (x + w))"')
     _loss, cache = mod.forward({"w": np.zeros(D)}, {"x": REAL, "t": WEIGHTS})
     np.testing.assert_array_equal(cache["i"], REAL.argmax(-1))
+
+
+def test_max_value_off_the_loss_path() -> None:
+    mod = module('top = "max(x + w)"\nL = "sum(t * (x + w))"')
+    _loss, cache = mod.forward({"w": np.zeros(D)}, {"x": REAL, "t": WEIGHTS})
+    np.testing.assert_array_equal(cache["top"], REAL.max(-1))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -776,9 +776,14 @@ def test_calling_a_tensor() -> None:
     ("expr", "message", "hint"),
     [
         (
+            "sigmoid(f, f)",
+            "sigmoid() takes 1 positional argument (z), got 2",
+            "call it as sigmoid(z)",
+        ),
+        (
             "softmax(f, f)",
-            "softmax() takes 1 positional argument (f), got 2",
-            "call it as softmax(f)",
+            "the parameter axis of softmax() must be a number or a constant, not 'f'",
+            "e.g. axis=-1, or declare 'f' under [constants]",
         ),
         (
             "cross_entropy(f)",

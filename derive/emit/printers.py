@@ -111,6 +111,9 @@ class NumPyIndexPrinter(StrPrinter):
     def _print_Pow(self, e: sp.Pow, rational: bool = False) -> str:
         base, exp = e.args
         if exp == sp.Rational(1, 2):
+            if not base.has(Indexed):  # sqrt(d) of sizes and constants: a Python float
+                b = self.parenthesize(base, PRECEDENCE["Pow"], strict=True)
+                return f"{b}**0.5" if _SIMPLE.fullmatch(b) else f"{b} ** 0.5"
             return f"np.sqrt({self._print(base)})"
         if exp == -sp.Rational(1, 2):
             return f"1 / np.sqrt({self._print(base)})"
@@ -156,15 +159,13 @@ class NumPyIndexPrinter(StrPrinter):
             square = f.is_Pow and f.exp == 2 and isinstance(f.base, Indexed)
             factors += [f.base, f.base] if square else [f]
         pre = "" if coeff == 1 else f"{self.parenthesize(coeff, 50)} * "
-        if (
-            how == "sum"
-            and len(js) == 1
-            and len(factors) == 2
-            and all(isinstance(f, Indexed) for f in factors)
-        ):
+        products = how == "sum" and all(isinstance(f, Indexed) for f in factors)
+        if products and len(js) == 1 and len(factors) == 2:
             mm = matmul(self, factors[0], factors[1], js[0], free)
             if mm is not None:
                 return pre + mm
+            return pre + einsum(self, factors, free)
+        if products and len(js) > 1 and len(factors) == 2:  # Σ_ij W_ij² is one dot product
             return pre + einsum(self, factors, free)
         if len(factors) == 1 and isinstance(factors[0], Indexed) and len(js) == 1:
             a = factors[0]

@@ -16,12 +16,13 @@ from sympy import Sum, Symbol
 from derive.errors import SpecError, suggest
 from derive.graph.labels import Labels
 from derive.graph.nodes import BATCH, Graph, Node, atom_name, entry
+from derive.graph.reductions import axes_of, count, reduce
 from derive.lang import expr as P
 from derive.ops.functions import ELEMENTWISE, MACROS
 from derive.ops.signatures import BUILTIN_OPS, HELPER_OPS, BindError, bind
 
 PREACTIVATION = "pre"
-VECTOR_OPS = {"softmax", "log_softmax", "cross_entropy", "softmax_cross_entropy"}
+VECTOR_OPS = {"cross_entropy", "softmax_cross_entropy"}
 
 
 class Tensor:
@@ -119,7 +120,7 @@ class Builder:
         self.where: str | None = None  # name of the equation being built, for errors
         self._equation_start = 0
         self._taken = names
-        self._depth = 0  # > 0 while a macro's body is built
+        self._macro_ops: list[str] = []  # the ops whose bodies are being built, innermost last
 
     # ----- errors ---------------------------------------------------------------------
     def error(self, message: str, hint: str | None = None) -> SpecError:
@@ -270,6 +271,13 @@ class Builder:
                 n.expr = n.expr.xreplace(mapping)
         return mapping
 
+    def view_node(self, t: Tensor) -> Node | None:
+        """The node ``t`` reads one entry of (at any labels: ``s[b]`` read along a row)."""
+        name = atom_name(t.expr)
+        if name is None:
+            return None
+        return next((n for n in reversed(self.nodes) if n.name == name), None)
+
     def materialize(self, t: Tensor, stem: str = "u") -> Tensor:
         if self.node_of(t) is not None:
             return t
@@ -329,7 +337,7 @@ class Builder:
         return self.add_node(expr, dims, stem, kind="contraction")
 
     def matmul(self, a: Tensor, c: Tensor) -> Tensor:
-        a, c = self.materialize(a), self.materialize(c)
+        a, c = self._operand(a), self._operand(c)
         ad, cd = a.example_dims, c.example_dims
         if not ad or not cd or len(ad) > 2 or len(cd) > 2:
             raise self.error(
@@ -354,6 +362,13 @@ class Builder:
         body = self.relabel(a, la) * self.relabel(c, lc)
         return self.contraction(body, [(j, 1, self.labels.size(inner_a))], dims, 1, "mm")
 
+    def _operand(self, t: Tensor) -> Tensor:
+        """A matmul operand as a node: ``k.T`` of a per-example matrix becomes ``k_T``."""
+        if self.node_of(t) is not None:
+            return t
+        node = self.view_node(t)
+        return self.materialize(t, f"{node.name}_T" if node is not None else "u")
+
     def transpose(self, a: Tensor) -> Tensor:
         if len(a.example_dims) != 2:
             return a
@@ -363,21 +378,17 @@ class Builder:
         own[-2], own[-1] = own[-1], own[-2]
         return Tensor(self, self.relabel(a, own), dims)
 
-    def reduce_last(self, a: Tensor, stem: str, coeff: sp.Expr = sp.S.One) -> Tensor:
-        if not a.example_dims:
-            raise self.error("sum() of a scalar", "sum() reduces the last axis of a vector")
-        dim = a.example_dims[-1]
-        key = dim if isinstance(dim, str) else self.labels.int_dim(dim)
-        j = self.labels.bound(key, 1)
-        dims = a.dims[:-1]
-        labels = self.labels.for_dims(dims)
-        body = self.relabel(a, [*labels, j])
-        return self.contraction(body, [(j, 1, self.labels.size(dim))], dims, coeff, stem)
-
-    def total(self, a: Tensor) -> Tensor:
-        while a.example_dims:
-            a = self.reduce_last(a, "tot")
-        return a
+    def reduction(self, op: str, a: Tensor, axis: object, keepdims: bool = False) -> Tensor:
+        """``sum``, ``mean``, ``max`` or ``argmax`` of ``a`` over ``axis`` (None: every axis)."""
+        axes = axes_of(self, a, axis, op)
+        if op == "mean":
+            return reduce(self, a, axes, "mean", coeff=1 / count(self, a, axes), keepdims=keepdims)
+        if op in ("max", "argmax"):
+            if op == "argmax" and len(axes) > 1:
+                raise self.error("argmax(): give one axis", "e.g. argmax(a, axis=-1)")
+            stem = "c" if self._macro_ops and self._macro_ops[-1] in MACROS else op
+            return reduce(self, a, axes, stem, kind=op, keepdims=keepdims)
+        return reduce(self, a, axes, "s" if op == "sum" else "tot", keepdims=keepdims)
 
     def batch_mean(self, a: Tensor) -> Tensor:
         if not a.batched:
@@ -386,15 +397,6 @@ class Builder:
         dims = a.dims[1:]
         body = self.relabel(a, [j, *self.labels.for_dims(dims)])
         return self.contraction(body, [(j, 1, self.batch_size)], dims, 1 / self.batch_size, "mu")
-
-    def row_max(self, a: Tensor, kind: str = "max") -> Tensor:
-        """Largest entry over the last axis (or its index); it carries no gradient."""
-        a = self.materialize(a)
-        dim = a.example_dims[-1]
-        j = self.labels.bound(dim if isinstance(dim, str) else self.labels.int_dim(dim), 1)
-        dims = a.dims[:-1]
-        body = Sum(self.relabel(a, [*self.labels.for_dims(dims), j]), (j, 1, self.labels.size(dim)))
-        return self.add_node(body, dims, "c", kind=kind, op=kind, nograd=True)
 
     # ----- op calls -----------------------------------------------------------------------
     def call(self, op: str, *args: object, **kwargs: object) -> Tensor:
@@ -405,7 +407,7 @@ class Builder:
         and what is staged derive the same forms.
         """
         out = self._call(op, *args, **kwargs)
-        if self._depth == 0:
+        if not self._macro_ops:
             for t in (*args, out):
                 node = self.node_of(t) if isinstance(t, Tensor) else None
                 if node is not None and node.expr is not None and node.batched:
@@ -417,31 +419,34 @@ class Builder:
             params, body = self.custom_ops[op]
             ts = [self.lift(a) for a in self._bind(op, params, (), args, kwargs)[0]]
             return self.expand_macro(op, params, (("out", body),), ts)
+        keepdims = bool(kwargs.pop("keepdims", 0)) if self._macro_ops else False
         if op in BUILTIN_OPS:
             sig = BUILTIN_OPS[op]
             values, given = self._bind(op, sig.args, tuple(sig.kwargs), args, kwargs)
-            args, kwargs = tuple(values), {**kwargs, **given}
+            args, kwargs = tuple(values), {**sig.kwargs, **kwargs, **given}
         ts = [self.lift(a) for a in args]
-        if op in ("sum",):
-            return self.reduce_last(ts[0], "s")
-        if op == "total":
-            return self.total(ts[0])
+        if op in ("sum", "mean", "max", "argmax", "total"):
+            t = self.reduction(op, ts[0], kwargs.get("axis"), keepdims)
+            if op in ("max", "argmax") and not any(o in MACROS for o in self._macro_ops):
+                node = self.view_node(t)  # the user's own max or argmax: no derivative
+                node.meta["no_derivative"] = op
+                node.meta["line"] = self.lines.get(self.where or "")
+                node.meta["where"] = self.where
+            return t
         if op == "size":
             dims = ts[0].example_dims
             return self.size(dims[-1] if dims else 1)
         if op == "batch_mean":
             return self.batch_mean(ts[0])
-        if op == "max":
-            return self.row_max(ts[0])
         if op == "stop":
-            t = self.materialize(ts[0])
-            self.node_of(t).nograd = True
-            return t
-        if op == "argmax":
-            t = self.row_max(ts[0], "argmax")
-            node = self.node_of(t)
-            node.meta["line"] = self.lines.get(self.where or "")
-            node.meta["where"] = self.where
+            node = self.view_node(ts[0])
+            if node is None:
+                t = self.materialize(ts[0])
+                node = self.node_of(t)
+            else:
+                t = ts[0]
+            node.nograd = True
+            node.meta.pop("no_derivative", None)  # stop(max(f)): no gradient asked for
             return t
         if op in ELEMENTWISE:
             return self.elementwise(op, ts[0], kwargs)
@@ -458,6 +463,8 @@ class Builder:
                 if scale is not None and scale.kind == "param":
                     scale.meta.setdefault("role", "scale")
             sig = BUILTIN_OPS[op]
+            if "axis" in sig.kwargs:  # softmax(f, axis=k): checked here, not inside the body
+                axes_of(self, ts[0], kwargs.get("axis"), op)
             extra = [self.lift(kwargs.get(k, v)) for k, v in sig.kwargs.items()]
             return self.expand_macro(
                 op, params, [(n, P.parse_expression(s)) for n, s in stmts], ts + extra
@@ -494,6 +501,10 @@ class Builder:
             if not (numeric[0].is_number and float(numeric[0]) in (0.0, 1.0)):
                 raise self.error("relu: at_zero (f'(0)) must be 0 or 1")
             extra = [sp.Integer(int(float(numeric[0])))]
+        if not a.dims and all(
+            self.view_node(Tensor(self, s, ())) is None for s in a.expr.atoms(Symbol)
+        ):
+            return Tensor(self, fn(a.expr, *extra), ())  # sqrt(d): a number, not a value
         node = self.node_of(a)
         contracted = [n.base for n in self.nodes if n.kind == "contraction"]
         if node is None and a.expr.has(Sum, *contracted):
@@ -508,7 +519,10 @@ class Builder:
         if not a.dims or self.node_of(a) is not None:
             return a
         a = self.materialize(a, PREACTIVATION)
-        self.node_of(a).meta["preactivation"] = True
+        node = self.node_of(a)
+        node.meta["preactivation"] = True
+        if not self._macro_ops and node.batched:  # as if it had a line of its own
+            node.meta["stage"] = True
         return a
 
     def expand_macro(self, op: str, params: Sequence[str], stmts, args: list[Tensor]) -> Tensor:
@@ -519,11 +533,11 @@ class Builder:
         first = len(self.nodes)
         env = {**self.const_env, **dict(zip(params, args, strict=True))}
         result: Tensor | None = None
-        self._depth += 1
+        self._macro_ops.append(op)
         try:
             result = self._macro_body(stmts, env)
         finally:
-            self._depth -= 1
+            self._macro_ops.pop()
         for node in self.nodes[first:]:
             if not node.meta.get("preactivation"):
                 node.meta.setdefault("macro", op)
@@ -535,12 +549,13 @@ class Builder:
             start = len(self.nodes)
             result = self.from_ast(ast, env)
             if len(stmts) > 1:
-                result = self.materialize(result, local)
-                node = self.node_of(result)
+                if self.view_node(result) is None:
+                    result = self.materialize(result, local)
+                node = self.view_node(result)
                 if node in self.nodes[start:] and not node.user:
                     self._taken.discard(node.name)
-                    self._rename(node, self.fresh(local))
-                    result = Tensor(self, node.atom, result.dims)
+                    renamed = self._rename(node, self.fresh(local))
+                    result = Tensor(self, result.expr.xreplace(renamed), result.dims)
             env[local] = result
         assert result is not None
         return result
@@ -604,10 +619,10 @@ class Builder:
             if n.name in seen:
                 continue
             seen.add(n.name)
-            if n.kind == "argmax":
+            if n.meta.get("no_derivative"):
                 raise SpecError(
-                    f"{n.meta['where']}: argmax has no derivative, and the loss "
-                    f"'{loss.name}' depends on it",
+                    f"{n.meta['where']}: {n.meta['no_derivative']} has no derivative, "
+                    f"and the loss '{loss.name}' depends on it",
                     file=self.file,
                     line=n.meta["line"],
                     hint="compute predictions beside the loss, not in it; "

@@ -273,6 +273,7 @@ def _bind(
 def _check_param(call: Call, key: str, value: Expr, site: _Site, ctx: _Ctx) -> None:
     """An op parameter (``slope``, ``eps``, ``axis``) is a number or a declared constant."""
     keyword = any(k == key for k, _ in call.kwargs)
+    example = "-1" if key == "axis" else "0.1"
     what = f"the keyword {key}=" if keyword else f"the parameter {key}"
     for node in names_in(value):
         if node.id not in site.kwarg_names:
@@ -280,7 +281,7 @@ def _check_param(call: Call, key: str, value: Expr, site: _Site, ctx: _Ctx) -> N
                 site,
                 f"{what} of {call.func}() must be a number or a constant, not '{node.id}'",
                 node.col,
-                f"e.g. {key}=0.1, or declare '{node.id}' under [constants]",
+                f"e.g. {key}={example}, or declare '{node.id}' under [constants]",
                 ctx,
             )
     if calls_in(value):
@@ -288,7 +289,7 @@ def _check_param(call: Call, key: str, value: Expr, site: _Site, ctx: _Ctx) -> N
             site,
             f"{what} of {call.func}() must be a number or a constant",
             value.col,
-            f"e.g. {key}=0.1",
+            f"e.g. {key}={example}",
             ctx,
         )
 

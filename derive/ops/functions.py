@@ -142,11 +142,15 @@ def written_out(expr: sp.Expr) -> sp.Expr:
 # does not depend on (the max shift of a stable softmax).
 MACROS: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = {
     "softmax": (
-        ("f",),
-        (("c", "stop(max(f))"), ("e", "exp(f - c)"), ("s", "sum(e)"), ("p", "e / s")),
+        ("f", "axis"),
+        (
+            ("c", "stop(max(f, axis=axis, keepdims=1))"),
+            ("e", "exp(f - c)"),
+            ("s", "sum(e, axis=axis, keepdims=1)"),
+            ("p", "e / s"),
+        ),
     ),
-    "log_softmax": (("f",), (("out", "log(softmax(f))"),)),
-    "mean": (("a",), (("out", "sum(a) / size(a)"),)),
+    "log_softmax": (("f", "axis"), (("out", "log(softmax(f, axis=axis))"),)),
     "squared_error": (("yhat", "y"), (("out", "sum((yhat - y)**2)"),)),
     "cross_entropy": (("p", "t"), (("out", "-sum(t * log(p))"),)),
     "softmax_cross_entropy": (("f", "t"), (("out", "cross_entropy(softmax(f), t)"),)),
@@ -155,8 +159,8 @@ MACROS: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = {
         (("out", "-(y * log(yhat) + (1 - y) * log(1 - yhat))"),),
     ),
     "bce_with_logits": (("z", "y"), (("out", "binary_cross_entropy(sigmoid(z), y)"),)),
-    "l1": (("w",), (("out", "total(abs(w))"),)),
-    "l2": (("w",), (("out", "total(w**2)"),)),
+    "l1": (("w",), (("out", "sum(abs(w))"),)),
+    "l2": (("w",), (("out", "sum(w**2)"),)),
     "batchnorm": (
         ("z", "gamma", "beta", "eps"),
         (

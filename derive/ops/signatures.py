@@ -88,11 +88,14 @@ BUILTIN_OPS: dict[str, OpSig] = {
         ("z",), {"slope": 0.01, "at_zero": 1.0}, doc="z if z > 0 else slope*z; at_zero is f'(0)"
     ),
     "softplus": OpSig(("z",), doc="log(1 + e^z)"),
-    # reductions over the last (feature) axis of one example
-    "sum": OpSig(("a",), doc="sum over the last axis"),
-    "mean": OpSig(("a",), doc="mean over the last axis"),
-    "softmax": OpSig(("f",), doc="e^f_j / sum_k e^f_k over the last axis"),
-    "log_softmax": OpSig(("f",), doc="f_j - log sum_k e^f_k over the last axis"),
+    # reductions over the per-example axes (never the batch axis), as NumPy's
+    "sum": OpSig(("a",), {"axis": None}, doc="sum over every per-example axis, or over axis"),
+    "mean": OpSig(("a",), {"axis": None}, doc="mean over every per-example axis, or over axis"),
+    "max": OpSig(
+        ("a",), {"axis": None}, doc="largest entry over every axis or axis (not differentiable)"
+    ),
+    "softmax": OpSig(("f",), {"axis": -1}, doc="e^f_j / sum_k e^f_k along axis (the last)"),
+    "log_softmax": OpSig(("f",), {"axis": -1}, doc="f_j - log sum_k e^f_k along axis (the last)"),
     # losses (one example; the [loss] reduction handles the batch)
     "squared_error": OpSig(("yhat", "y"), doc="sum((yhat - y)**2)"),
     "cross_entropy": OpSig(("p", "t"), doc="-sum(t*log(p))"),
@@ -105,13 +108,15 @@ BUILTIN_OPS: dict[str, OpSig] = {
     "batch_mean": OpSig(("a",), doc="mean over the batch axis"),
     "batchnorm": OpSig(("z", "gamma", "beta"), {"eps": 1e-5}, doc="batch normalization"),
     # no derivative: rejected on a path to the loss
-    "argmax": OpSig(("a",), doc="index of the largest entry (not differentiable)"),
+    "argmax": OpSig(
+        ("a",), {"axis": -1}, doc="index of the largest entry along axis (not differentiable)"
+    ),
 }
 
 
 HELPER_OPS = frozenset({"max", "total", "size", "stop"})
-"""Helpers the built-in macros call (softmax's max shift, l1/l2's total, mean's size, the
-gradient stop); a spec cannot call them, and an [ops] entry cannot take their names."""
+"""Names the built-in macros rely on (softmax's max shift, l1/l2's total, the gradient stop);
+an [ops] entry cannot take them.  Of these only ``max`` may be called from a spec."""
 
 
 RESERVED_NAMES = frozenset(
