@@ -226,6 +226,17 @@ def test_judge_hints_without_a_sandbox(cases):
     assert not judge("W1", np.full_like(r, np.nan), case, 0).ok
 
 
+def test_factor_hints_follow_the_reduction():
+    toy = load_reference(ROOT / "examples" / "toy_sum_product.toml")
+    assert toy.reduction == "sum"
+    case = toy.cases(1)[0]
+    r = case.grads["y"]
+    (hint,) = judge("y", r / case.m, case, 0).hints
+    assert hint.startswith("off by a factor of 1/N") and "not a mean" in hint
+    (hint,) = judge("y", r * case.m, case, 0).hints
+    assert hint.startswith("off by a factor of N") and "already a sum" in hint
+
+
 def test_results_are_read_without_unpickling():
     buf = io.BytesIO()
     np.savez(buf, meta=np.frombuffer(b'{"stage": "start"}', dtype=np.uint8))

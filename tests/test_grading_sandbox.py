@@ -202,6 +202,8 @@ def test_without_bubblewrap_the_report_says_what_protection_is_left(
         assert report.ok and "WARNING" in report.isolation
         _report, r = run(ref, cases, tmp_path, "while True:\n    pass")
         assert r.verdict is Verdict.TIMED_OUT
+        _report, r = run(ref, cases, tmp_path, "import derive")  # NumPy only on the path
+        assert r.verdict is Verdict.CRASHED and "No module named 'derive'" in r.detail
     finally:
         monkeypatch.delenv("DERIVE_SANDBOX")
         sandbox.bwrap_status.cache_clear()

@@ -49,6 +49,7 @@ class Case:
     grads: Arrays  # reference gradient of every parameter
     adjoints: Arrays  # reference batch-first adjoints g_X of named values, by X
     values: Arrays  # batch-first forward values and inputs, by name
+    reduction: str = "mean"  # of the per-example losses over the batch
 
     @property
     def m(self) -> int:
@@ -82,7 +83,7 @@ class Reference:
             rows = rng.permutation(np.repeat(np.arange(len(counts)), counts))
             batch = {name: a[rows] for name, a in distinct.items()}
             grads, adjoints, values = self._reference(params, batch)
-            out.append(Case(params, batch, counts, grads, adjoints, values))
+            out.append(Case(params, batch, counts, grads, adjoints, values, self.reduction))
         return out
 
     def _reference(self, params: Arrays, batch: Arrays) -> tuple[Arrays, Arrays, Arrays]:

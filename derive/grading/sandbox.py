@@ -154,11 +154,14 @@ def _python_binds() -> list[tuple[str, str]]:
     return binds
 
 
-def _numpy_parent() -> str:
-    """The folder NumPy is installed in (put on the runner's path when there is no sandbox)."""
-    import numpy
-
-    return str(Path(numpy.__file__).resolve().parent.parent)
+def _numpy_only(folder: Path) -> str:
+    """``folder`` with links to NumPy alone, the runner's path when there is no sandbox (so
+    that the grader's other packages, derive included, are not importable from submissions)."""
+    folder.mkdir()
+    for host, inside in _python_binds():
+        if inside.startswith(f"{LIB_DIR}/"):
+            (folder / inside.rsplit("/", 1)[1]).symlink_to(host, target_is_directory=True)
+    return str(folder)
 
 
 def _outside_prefix() -> Path | None:
@@ -378,7 +381,9 @@ def _run_python(
             drop = os.getuid() == 0 and _can_drop()
             if drop:
                 _chown_tree(work, BASE_UID + slot)
-            base_env.update(DERIVE_IN=str(in_dir), DERIVE_LIB=_numpy_parent(), HOME=str(work))
+            os.chmod(tmp, 0o755)
+            lib = _numpy_only(Path(tmp) / "lib")
+            base_env.update(DERIVE_IN=str(in_dir), DERIVE_LIB=lib, HOME=str(work))
             cmd = [python_executable(), "-I", "-S", str(in_dir / script)]
             cwd = str(work)
             isolation = f"no bubblewrap ({why}): process and resource limits only"

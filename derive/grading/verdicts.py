@@ -139,7 +139,7 @@ def _value_hints(name: str, v: np.ndarray, case: Case) -> list[str]:
         return ["sign flipped"]
     if r.ndim == 2 and close(v.T, r):
         return ["equals the reference transposed"]
-    hints = _factor_hint(v, r, case.m)
+    hints = _factor_hint(v, r, case.m, case.reduction)
     for label, cand in _candidates(name, case):
         if close(v, cand):
             hints.append(label)
@@ -147,7 +147,7 @@ def _value_hints(name: str, v: np.ndarray, case: Case) -> list[str]:
     return hints
 
 
-def _factor_hint(v: np.ndarray, r: np.ndarray, m: int) -> list[str]:
+def _factor_hint(v: np.ndarray, r: np.ndarray, m: int, reduction: str) -> list[str]:
     """``off by a factor of ...`` when ``v = c r`` for a constant ``c`` other than 1."""
     rr = float(np.vdot(r, r))
     if rr == 0.0:
@@ -156,9 +156,15 @@ def _factor_hint(v: np.ndarray, r: np.ndarray, m: int) -> list[str]:
     if not np.isfinite(c) or abs(c) < 1e-12 or not close(v, c * r):
         return []
     if abs(c - m) <= 1e-6 * m:
-        return ["off by a factor of N = batch size: the loss is the mean, divide the sum by N"]
+        why = "the loss is the mean over the batch, divide the sum by N"
+        if reduction == "sum":
+            why = "multiplied by the batch size where the loss is already a sum"
+        return [f"off by a factor of N = batch size: {why}"]
     if abs(c * m - 1) <= 1e-6:
-        return ["off by a factor of 1/N (N = batch size): divided by the batch size once too often"]
+        why = "divided by the batch size once too often"
+        if reduction == "sum":
+            why = "the loss is a sum over the batch, not a mean: do not divide by N"
+        return [f"off by a factor of 1/N (N = batch size): {why}"]
     return [f"off by a factor of {c:.4g}"]
 
 
