@@ -16,6 +16,7 @@ from sympy import Sum, Symbol
 from derive.errors import SpecError, suggest
 from derive.graph.labels import Labels
 from derive.graph.nodes import BATCH, Graph, Node, atom_name, entry
+from derive.graph.penalties import add_penalties
 from derive.graph.reductions import axes_of, count, reduce
 from derive.lang import expr as P
 from derive.ops.functions import ELEMENTWISE, MACROS
@@ -699,6 +700,7 @@ def graph_from_spec(spec) -> Graph:  # spec: derive.lang.records.Spec
         b.node_of(env[eq.name]).meta["text"] = eq.text
     b.where = "loss"
     b.lines.setdefault("loss", spec.lines.get("loss", 0))
-    g = b.loss(spec.loss, spec.reduction)
+    loss = add_penalties(b, spec, env) if spec.penalties else spec.loss
+    g = b.loss(loss, spec.reduction)
     g.sha256 = spec.sha256
     return g

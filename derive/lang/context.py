@@ -38,9 +38,9 @@ INITS = ("zeros", "ones", "normal", "glorot")
 REDUCTIONS = ("mean", "sum")
 ENTRY_KEYS = {
     "inputs": ("shape", "kind"),
-    "params": ("shape", "init"),
+    "params": ("shape", "init", "l1", "l2"),
     "ops": ("args", "expr"),
-    "loss": ("output", "reduction"),
+    "loss": ("output", "reduction", "l1", "l2"),
 }
 KIND_WORDS = {
     "dims": "dim",

@@ -40,6 +40,16 @@ class Equation:
 
 
 @dataclass(frozen=True)
+class Penalty:
+    """A declared penalty on one parameter w: ``l2`` adds (c/2)||w||², ``l1`` adds c||w||₁."""
+
+    param: str
+    kind: str
+    coefficient: float
+    line: int | None
+
+
+@dataclass(frozen=True)
 class Spec:
     """A checked network spec.
 
@@ -62,3 +72,4 @@ class Spec:
     sha256: str
     source: str
     latex: dict[str, str] = field(default_factory=dict)  # [latex] name -> how derive tex writes it
+    penalties: tuple[Penalty, ...] = ()

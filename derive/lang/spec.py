@@ -13,6 +13,7 @@ from pathlib import Path
 
 from derive.errors import SpecError
 from derive.lang.context import _Ctx
+from derive.lang.penalties import read_penalties
 from derive.lang.records import Spec
 from derive.lang.scope import _check_forward, _check_op_bodies, _check_unique, _Scope
 from derive.lang.sections import (
@@ -79,6 +80,7 @@ def _parse(text: str, file: str, digest: str) -> Spec:
     _check_forward(scope, ctx)
     loss, reduction = _read_loss(data, scope, ctx)
     latex = _read_latex(data, lines, ctx)
+    penalties = read_penalties(data, params, reduction, ctx)
     loss_line = ctx.line("loss", "output")
     if loss_line is not None:
         lines.setdefault("loss", loss_line)
@@ -98,4 +100,5 @@ def _parse(text: str, file: str, digest: str) -> Spec:
         sha256=digest,
         source=text,
         latex=latex,
+        penalties=penalties,
     )
