@@ -41,8 +41,10 @@ class Line:
         first = f"{indent}{self.target} = {self.code}{tail}"
         if len(first) <= width:
             return [*out, first]
-        terms = split_terms(self.code)
         out.append(f"{indent}{self.target} = ({tail}")
+        inner = f"{indent}    {self.code}"
+        # as ruff does: the parenthesized body stays on one line when it fits there
+        terms = [self.code] if len(inner) <= width else split_terms(self.code)
         out += [f"{indent}    {t}" for t in terms]
         out.append(f"{indent})")
         return out
