@@ -410,7 +410,7 @@ def test_duplicate_key_is_located() -> None:
             'W1 = { shape = ["m", "d"], kind = "real" }',
             "W1 =",
             "unknown key 'kind' in params.W1",
-            "allowed keys: shape, init",
+            "allowed keys: shape, init, l1, l2",
         ),
         (
             'output = "L"',
