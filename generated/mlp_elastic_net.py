@@ -59,14 +59,11 @@ def forward(params, batch):
     p = e / s[:, None]  # (B, k)
     log_p = f - np.log(s[:, None]) - c[:, None]  # (B, k)
     L = -(np.einsum("ab,ab->a", log_p, t))  # (B,)
-    tot = np.einsum("ab,ab->a", W1, W1)  # (m,)
-    tot3 = np.einsum("ab,ab->a", W2, W2)  # (k,)
     abs_W1 = np.abs(W1)  # (m, d)
-    tot5 = abs_W1.sum(axis=1)  # (m,)
     J = (  # (B,)
-        l1_W1 * (tot5.sum(axis=0))
-        + l2_W1 * (tot.sum(axis=0)) / 2
-        + l2_W2 * (tot3.sum(axis=0)) / 2
+        l1_W1 * (np.sum(abs_W1, axis=(-2, -1)))
+        + l2_W1 * (np.einsum("ab,ab->", W1, W1)) / 2
+        + l2_W2 * (np.einsum("ab,ab->", W2, W2)) / 2
         + L
     )
     cache = {
