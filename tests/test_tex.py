@@ -84,7 +84,7 @@ def test_lecture_forms(derivations):
     local = _display(doc, "z1", "index")[0]
     texts = [r.latex for r in local.rows]
     assert any(r"\frac{e^{-" in t and r"\right)^{2}" in t for t in texts)  # e^{-z}/(1+e^{-z})^2
-    assert texts[-1] == r"\left(1 - {h^{(1)}_{j}}\right) {h^{(1)}_{j}}"
+    assert texts[-1] == r"{h^{(1)}_{j}} \left(1 - {h^{(1)}_{j}}\right)"  # h(1 - h)
     (delta,) = _display(doc, "z1", "matrix")
     assert delta.lhs == r"{\boldsymbol{\delta}^{(1)}}"
     assert r"\odot \left(\mathbf{1} - " in delta.rows[-1].latex

@@ -29,6 +29,7 @@ from derive.show import forward_expr, seeded
 from derive.tex.matrix import Translator
 from derive.tex.names import Names
 from derive.tex.printer import OP_LATEX, Context, TexPrinter, break_lines
+from derive.tex.steps import view
 
 
 @dataclass
@@ -94,6 +95,10 @@ def context(d: Derivation, names: Names) -> Context:
         names, {n.name for n in g.nodes}, loss=g.loss.name, batch=g.labels.letter.get(BATCH, "b")
     )
     ctx.order = {n.name: k for k, n in enumerate(g.nodes)}
+    kinds = {"param": 2, "input": 4}
+    for n in g.nodes:
+        ctx.rank[n.name] = kinds.get(n.kind, 3 if n.user else 5)
+        ctx.rank["g_" + n.name] = 1
     for n in g.nodes:
         if n.meta.get("macro") == "batchnorm" and re.fullmatch(r"v\d*", n.name):
             ctx.names = replace(ctx.names, overrides={n.name: r"\sigma^{2}", **ctx.names.overrides})
@@ -199,10 +204,17 @@ class Walker:
         return Document(g.name, g.description, g.loss.name, g.reduction, self.forward(), blocks)
 
     def forward(self) -> list[tuple[str, str]]:
+        """Each named value's equation, factors in the order the spec writes them."""
         out = []
         for node in self.d.graph.nodes:
             if node.user and node.expr is not None:
-                out.append((self.tex(node.atom), self.tex(forward_expr(self.d, node))))
+                rhs = forward_expr(self.d, node)
+                text = node.meta.get("text", "")
+                self.ctx.text_order = {m.group(): m.start() for m in re.finditer(r"\w+", text)}
+                self.printer.per_example = not _coupled_expr(rhs, self.ctx.batch)
+                out.append((self.tex(node.atom), self.tex(rhs)))
+        self.ctx.text_order = {}
+        self.printer.per_example = True
         return out
 
     def block(self, name: str) -> Block:
@@ -230,15 +242,14 @@ class Walker:
         node = adj.node
         displays = self.locals(node)
         rows: list[Row] = []
-        for step in adj.steps:
-            if step.rule.startswith("local derivative"):
+        for step in map(view, adj.steps):
+            if step.kind == "local":
                 continue
             expr = seeded(self.d, step.after)
             if rows and expr == rows[-1].expr:
                 continue
-            kind = "chain" if step.rule == "chain rule" else "rewrite"
-            fact = fact_tex(step.rule, step.note, self.ctx.symbol)
-            rows.append(Row(kind, name, expr, self.row_tex(expr), fact))
+            fact = fact_tex(step.facts, self.ctx.symbol)
+            rows.append(Row(step.kind, name, expr, self.row_tex(expr), fact))
         rows = _without_round_trips(rows)
         staged = self.staged(name)
         if staged:
@@ -350,11 +361,11 @@ class Walker:
     def locals(self, node: Node) -> list[Display]:
         """Each local derivative once: definition, ``sympy.diff``, the output form."""
         out, seen = [], set()
-        for step in self.d.adjoints[node.name].steps:
-            if not step.rule.startswith("local derivative") or (step.before, step.after) in seen:
+        for step in map(view, self.d.adjoints[node.name].steps):
+            if step.kind != "local" or (step.before, step.after) in seen:
                 continue
             seen.add((step.before, step.after))
-            y = self.by_name.get(step.rule.split()[3])
+            y = self.by_name.get(step.op or "")
             arg = _argument(y, step.before, node.name) if y is not None else None
             if y is None or arg is None:
                 continue
@@ -387,6 +398,13 @@ class Walker:
                     seen.add(n.name)
                     out.append(self.definition(n))
         return out
+
+
+def _coupled_expr(e: sp.Expr, batch: str) -> bool:
+    """Whether ``e`` sums over the examples (a batch statistic)."""
+    return any(
+        lim[0].name.split("_")[0] == batch for total in e.atoms(sp.Sum) for lim in total.limits
+    )
 
 
 def _without_round_trips(rows: list[Row]) -> list[Row]:
@@ -422,11 +440,11 @@ GENERIC = ("expand and collect sums", "collect into one fraction", "cancel commo
 """Algebra every row may use; named only when it is the whole step."""
 
 
-def fact_tex(rule: str, note: str, symbol=None) -> str:
-    """The fact behind a step as LaTeX text, node names as their symbols (``$\\hat{x}$``)."""
+def fact_tex(facts: tuple[str, ...], symbol=None) -> str:
+    """The facts behind a step as LaTeX text, node names as their symbols (``$\\hat{x}$``)."""
     sym = symbol or (lambda name: rf"\mathrm{{{name}}}")
     parts = []
-    for piece in [rule, *note.split("; ")] if note else [rule]:
+    for piece in facts:
         m = re.fullmatch(r"fold (\w+) into (\w+)", piece)
         if m:
             piece = f"definition of ${sym(m[2])}$"

@@ -42,6 +42,8 @@ class Context:
     loss: str = "L"
     order: dict[str, int] = field(default_factory=dict)  # node -> position in the spec
     aliases: dict[str, tuple[str, str]] = field(default_factory=dict)  # sigmoid_z1 -> (op, z1)
+    rank: dict[str, int] = field(default_factory=dict)  # atom name -> place among factors
+    text_order: dict[str, int] = field(default_factory=dict)  # name -> place in the spec's text
     batch: str = "b"
     deltas: dict[str, str] = field(default_factory=dict)  # node -> symbol of its adjoint
 
@@ -157,6 +159,41 @@ class TexPrinter(LatexPrinter):
         names = [a.base.label.name if isinstance(a, Indexed) else a.name for a in atoms]
         first = min((self.ctx.order.get(n.removeprefix("g_"), 99) for n in names), default=99)
         return (t.could_extract_minus_sign(), not t.is_number, first, sp.default_sort_key(t))
+
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        """Factors as lectures order them: ``2 ∂L/∂h h (1 - h)``, ``q z``, ``W x``; quotients and
+        rational coefficients as SymPy writes them."""
+        coeff, rest = expr.as_coeff_Mul()
+        factors = sp.Mul.make_args(rest)
+        if not coeff.is_Integer or any(
+            isinstance(f, sp.Pow) and f.exp.is_negative for f in factors
+        ):
+            return super()._print_Mul(expr)
+        ordered = sorted(factors, key=self._factor_key)
+        parts = []
+        for k, f in enumerate(ordered):
+            tex = self._print(f)
+            if self._needs_mul_brackets(f, first=k == 0, last=k == len(ordered) - 1):
+                tex = rf"\left({tex}\right)"
+            parts.append(tex)
+        lead = {1: "", -1: "- "}.get(int(coeff), f"{int(coeff)} ")
+        return lead + " ".join(parts)
+
+    def _factor_key(self, f: sp.Expr) -> tuple:
+        """Numbers and sizes, adjoints, named values, parameters, inputs, internal values,
+        then sums and differences."""
+        if f.is_Add or isinstance(f, sp.Sum) or (isinstance(f, sp.Pow) and f.base.is_Add):
+            return (9, 0, sp.default_sort_key(f))
+        atoms = [a for a in f.atoms(Indexed, Symbol) if not getattr(a, "is_integer", False)]
+        if not atoms:
+            return (0, 0, sp.default_sort_key(f))
+        names = [a.base.label.name if isinstance(a, Indexed) else a.name for a in atoms]
+        if self.ctx.text_order:  # a forward equation: as the spec writes it
+            at = min(self.ctx.text_order.get(n, 99) for n in names)
+            return (1, at, sp.default_sort_key(f))
+        rank = min(self.ctx.rank.get(n, 5) for n in names)
+        first = min(self.ctx.order.get(n.removeprefix("g_"), 99) for n in names)
+        return (rank, first, sp.default_sort_key(f))
 
     def _print_Float(self, e: sp.Float) -> str:
         text = f"{float(e):.4g}"
