@@ -23,7 +23,7 @@ from derive.answers.bounded import run_bounded
 from derive.answers.numeric import Evaluator, ShapeError
 from derive.answers.reader import read
 from derive.answers.symbolic import dsigmoid, latex, mathml, plain, symbol, to_sympy
-from derive.answers.tree import AnswerError, Name, Tree, names, substitute
+from derive.answers.tree import AnswerError, Name, Tree, names, substitute, unknown_names
 from derive.answers.verdict import (
     Difference,
     Finding,
@@ -105,7 +105,7 @@ def judge_scalar(
     except AnswerError as err:
         return Verdict(Status.UNREADABLE, question, error=located(err), hint=err.hint)
     shown = reading(tree)
-    unknown = [n for n in names(tree) if n not in known]
+    unknown = unknown_names(tree, known)
     if unknown:
         return Verdict(
             Status.UNREADABLE,

@@ -22,7 +22,7 @@ from derive.answers.numeric import Evaluator, ShapeError, shape_text
 from derive.answers.reader import read
 from derive.answers.scalar import BadQuestion, located, read_definitions, reading
 from derive.answers.symbolic import latex, mathml
-from derive.answers.tree import AnswerError, Name, Tree, names, substitute
+from derive.answers.tree import AnswerError, Name, Tree, substitute, unknown_names
 from derive.answers.values import Trial, make_trial
 from derive.answers.verdict import Difference, Method, Reading, Status, Verdict
 from derive.autodiff.adjoint import Derivation, adjoint_name
@@ -135,7 +135,7 @@ class SpecQuestion:
         except AnswerError as err:
             return Verdict(Status.UNREADABLE, question, error=located(err), hint=err.hint)
         shown = reading(tree, matrix=True)
-        unknown = [n for n in names(tree) if n not in known]
+        unknown = unknown_names(tree, known)
         if unknown:
             hint = f"the spec's names: {', '.join(sorted(known))}"
             return Verdict(

@@ -136,6 +136,30 @@ def names(tree: Tree) -> list[str]:
     return list(seen)
 
 
+def unknown_names(tree: Tree, known: set[str]) -> list[str]:
+    """Names that are not known; inside ``\\sum_j``, ``p_j`` is known when ``p`` is."""
+    out: dict[str, None] = {}
+
+    def visit(node: Tree, indices: tuple[str, ...]) -> None:
+        if isinstance(node, Name):
+            entry = any(node.id.endswith(i) and node.id[: -len(i)] in known for i in indices)
+            if node.id not in known and node.id not in indices and not entry:
+                out.setdefault(node.id, None)
+        elif isinstance(node, SumOver):
+            visit(node.body, (*indices, node.index))
+        elif isinstance(node, Neg | Transpose):
+            visit(node.operand, indices)
+        elif isinstance(node, Bin):
+            visit(node.left, indices)
+            visit(node.right, indices)
+        elif isinstance(node, Call):
+            for arg in node.args:
+                visit(arg, indices)
+
+    visit(tree, ())
+    return list(out)
+
+
 def substitute(tree: Tree, table: dict[str, Tree]) -> Tree:
     """``tree`` with names replaced by trees (definitions such as ``\\hat{y} = ...``)."""
     if isinstance(tree, Name):
