@@ -108,3 +108,16 @@ def test_cli_refuses_hostile_answers(answer: str, capsys) -> None:
     data = json.loads(capsys.readouterr().out)
     assert data["verdict"] == "cannot read" and data["error"]
     assert "hacked" not in json.dumps(data)
+
+
+@pytest.mark.parametrize(
+    ("answer", "mistake", "words"),
+    [
+        (r"1 - \sigma(w_1 x_1 + w_2 x_2)", Mistake.FACTOR_MISSING, "a factor x1 is missing"),
+        (r"(1 - \sigma(w_1 x_1 + w_2 x_2)) x_1 x_2", Mistake.FACTOR_EXTRA, "extra factor x2"),
+        (r"3 (1 - \sigma(w_1 x_1 + w_2 x_2)) x_1", Mistake.CONSTANT_FACTOR, "factor 3"),
+    ],
+)
+def test_factors_are_recognised(answer: str, mistake: Mistake, words: str) -> None:
+    v = judge_scalar(LOGISTIC, "w1", answer, {"y": 1})
+    assert [(f.mistake, words in f.message) for f in v.findings] == [(mistake, True)]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import sympy as sp
 
 from derive.answers.numeric import Evaluator, ShapeError, shape_text
 from derive.answers.scalar import reading
@@ -94,10 +95,45 @@ def diagnose(ctx: Context, got: list | None, shape_error: str) -> list[Finding]:
         findings.append(Finding(Mistake.FACTOR_2_EXTRA, "off by a factor of 2 (an extra 2)"))
     if ctx.matches(got, [r / 2 for r in ctx.refs]):
         findings.append(Finding(Mistake.FACTOR_2_MISSING, "off by a factor of 2 (a 2 missing)"))
+    findings += _batch_mean(ctx, got)
+    if not findings:
+        findings += _constant_factor(ctx, got)
     findings += _activations(ctx, got)
     findings += _softmax(ctx, got)
     findings += _intermediates(ctx, got, {f.mistake for f in findings})
     return findings
+
+
+def _batch_mean(ctx: Context, got: list) -> list[Finding]:
+    """``1/B`` of the batch mean in an answer about one example's loss."""
+    from derive.answers.spec import BATCH_VALUE, batch_names
+
+    used = [n for n in batch_names(ctx.question.derivation) if n in names(ctx.tree)]
+    if used and ctx.matches(got, [r / BATCH_VALUE for r in ctx.refs]):
+        message = (
+            f"the 1/{used[0]} of the batch mean does not belong here: the question is "
+            f"∂L/∂{ctx.question.wrt} for one example's loss"
+        )
+        return [Finding(Mistake.MEAN_EXTRA, message)]
+    return []
+
+
+def _constant_factor(ctx: Context, got: list) -> list[Finding]:
+    """The answer is the reference times one constant (``1/k``, ``3``, ...)."""
+    ratios = []
+    for a, r in zip(got, ctx.refs, strict=True):
+        if a.shape != r.shape:
+            return []
+        mask = np.abs(r) > 1e-9
+        with np.errstate(all="ignore"):
+            ratios.append((a[mask] / r[mask]).ravel())
+    ratio = np.concatenate(ratios)
+    if ratio.size < 2 or not np.all(np.isfinite(ratio)) or ratio[0] == 0:
+        return []
+    if not np.allclose(ratio, ratio[0], rtol=1e-8):
+        return []
+    c = sp.nsimplify(float(ratio[0]), tolerance=1e-9, rational=True)
+    return [Finding(Mistake.CONSTANT_FACTOR, f"off by a constant factor {c}")]
 
 
 def _transpose_variants(tree: Tree):

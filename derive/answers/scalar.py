@@ -255,7 +255,29 @@ def _diagnose(
                 v = np.broadcast_to(np.asarray(_lambdify(d, variables)(*args), float), ref.shape)
                 message = f"this is ∂/∂{other}; the question asks for ∂/∂{wrt}"
                 mutants.append((Mistake.WRONG_VARIABLE, message, v))
-    return [Finding(kind, message) for kind, message, m in mutants if _matches(got, m)]
+    found = [Finding(kind, message) for kind, message, m in mutants if _matches(got, m)]
+    return found or _factors(got, ref, variables, env)
+
+
+def _factors(
+    got: np.ndarray, ref: np.ndarray, variables: list[str], env: dict[str, np.ndarray]
+) -> list[Finding]:
+    """The answer is the reference times a constant, a variable, or one over a variable."""
+    with np.errstate(all="ignore"):
+        ok = np.isfinite(got) & (np.abs(ref) > 1e-9)
+        if 2 * int(ok.sum()) < ok.size:
+            return []
+        ratio = got[ok] / ref[ok]
+        if _close(ratio, np.full_like(ratio, ratio[0])).all() and ratio[0] != 0:
+            c = sp.nsimplify(float(ratio[0]), tolerance=1e-9, rational=True)
+            return [Finding(Mistake.CONSTANT_FACTOR, f"off by a constant factor {c}")]
+        for v in variables:
+            if _close(ratio, 1 / env[v][ok]).all():
+                message = f"a factor {v} is missing (an inner derivative of the chain rule?)"
+                return [Finding(Mistake.FACTOR_MISSING, message)]
+            if _close(ratio, env[v][ok]).all():
+                return [Finding(Mistake.FACTOR_EXTRA, f"an extra factor {v}")]
+    return []
 
 
 def _matches(got: np.ndarray, mutant: np.ndarray) -> bool:

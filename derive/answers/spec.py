@@ -31,6 +31,14 @@ from derive.graph.nodes import Node
 from derive.show import full_adjoint, show_json
 
 TRIALS = 4
+BATCH_VALUE = 13  # the batch size an answer's B (or N, m, M) stands for: no dimension is 13
+BATCH_NAMES = ("B", "N", "m", "M")
+
+
+def batch_names(d: Derivation) -> list[str]:
+    """Names an answer may use for the batch size (those the spec does not use otherwise)."""
+    taken = answer_names(d)
+    return [n for n in dict.fromkeys((d.graph.batch_size.name, *BATCH_NAMES)) if n not in taken]
 
 
 def answer_names(d: Derivation) -> dict[str, str]:
@@ -121,6 +129,7 @@ class SpecQuestion:
                 base = target[2:] if target.startswith("g_") and target not in by_name else target
                 node = self.derivation.adjoints[base].node if base != target else by_name[target]
                 env[alias] = trial.per_example(target, node)
+            env.update({n: np.asarray(float(BATCH_VALUE)) for n in batch_names(self.derivation)})
             out.append(env)
         return out
 
@@ -129,6 +138,7 @@ class SpecQuestion:
 
     def judge(self, answer: str) -> Verdict:
         known = set(answer_names(self.derivation)) | set(self.definitions)
+        known |= set(batch_names(self.derivation))
         question = self.question
         try:
             tree = read(answer, known)
