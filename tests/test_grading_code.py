@@ -223,6 +223,10 @@ def test_judge_hints_without_a_sandbox(cases):
     assert res.verdict is Verdict.WRONG_VALUES and res.where == "W1[1, 2]"
     assert res.detail.startswith("1 of 20 entries wrong")
     assert judge("W1", r + 1e-13 * np.abs(r).max(), case, 0).ok
+    g, v = case.adjoints, case.values
+    assert judge("W2", g["f"].T @ g["h1"], case, 0).hints == ["uses dL/dh1 where h1 was meant"]
+    assert judge("W2", g["f"].T @ v["z1"], case, 0).hints == ["uses z1 where h1 was meant"]
+    assert judge("W2", 0 * r[:3, :5], case, 0).hints == []
     assert not judge("W1", np.full_like(r, np.nan), case, 0).ok
 
 

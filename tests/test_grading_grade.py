@@ -14,7 +14,7 @@ from grading_samples import GOOD
 from derive.cli import main
 from derive.grading import sandbox
 from derive.grading.code import CodeReport
-from derive.grading.grade import Progress, gradescope_json
+from derive.grading.grade import Progress, find_submissions, gradescope_json
 from derive.grading.verdicts import GradResult, Verdict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,6 +133,14 @@ def test_two_submissions_fast(tmp_path, capsys):
     assert (a["score"], b["score"]) == (4.0, 0.0)
     assert "off by a factor of N" in b["tests"][0]["output"]
     assert "bubblewrap" in a["output"] or "WARNING" in a["output"]
+
+
+def test_submissions_are_found_one_per_student(tmp_path):
+    for name in ("b.py", "a.py", "notes.txt", ".hidden.py", "__pycache__"):
+        (tmp_path / name).mkdir() if name == "__pycache__" else (tmp_path / name).write_text("")
+    (tmp_path / "a").mkdir()
+    subs = find_submissions(tmp_path)
+    assert [(s.name, s.path.name) for s in subs] == [("a", "a"), ("a.py", "a.py"), ("b", "b.py")]
 
 
 class _Tty(io.StringIO):

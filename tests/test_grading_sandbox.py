@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from grading_samples import GOOD
 
-from derive.grading import sandbox
+from derive.grading import sandbox, uids
 from derive.grading.code import verify_code
 from derive.grading.reference import load_reference
 from derive.grading.verdicts import Verdict
@@ -123,9 +123,9 @@ def test_fork_bomb_is_contained(ref, cases, tmp_path, kind):
     assert r.verdict in (Verdict.CRASHED, Verdict.TIMED_OUT), r
     if os.getuid() == 0:  # a sandbox uid no run holds has no process left
         for k in range(slot, slot + 4):  # (the uid leased may follow the slot's when in use)
-            with sandbox._uid_lease(k) as leased:
+            with uids.lease(k) as leased:
                 if leased == k:
-                    assert uid_processes(sandbox.BASE_UID + k) == []
+                    assert uid_processes(uids.BASE_UID + k) == []
     # the next submission in the same slot is graded normally
     assert run(ref, cases, tmp_path, "pass", slot=slot)[0].ok
 

@@ -56,7 +56,11 @@ def find_submissions(folder: Path) -> list[Submission]:
             subs.append(Submission(entry.stem, entry))
     if not subs:
         raise BadInput(f"{folder}: no submissions (one folder or one .py file per student)")
-    return subs
+    stems = [s.name for s in subs]
+    return [  # alice/ and alice.py both there: the file keeps its suffix in its name
+        Submission(s.path.name, s.path) if stems.count(s.name) > 1 and s.path.is_file() else s
+        for s in subs
+    ]
 
 
 def gradescope_json(report: CodeReport) -> dict[str, Any]:

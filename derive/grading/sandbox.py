@@ -28,14 +28,11 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import fcntl
-import functools
 import os
 import resource
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -43,15 +40,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin")
-BASE_UID = 61000  # uids used for sandboxes when the grader runs as root: BASE_UID + slot
-UID_SLOTS = 512  # how many such uids there are; each is leased by one run at a time
-LEASE_DIR = Path(tempfile.gettempdir()) / "derive-sandbox-uids"
-IN_DIR = "/in"
-WORK_DIR = "/sandbox"
-SETPRIV = "/usr/bin/setpriv"
-LIB_DIR = "/pylib"  # NumPy (made 0755 first: bwrap as root makes new parent folders 0700)
-PY_DIR = "/python"  # the interpreter's installation when outside the system folders
+from derive.grading.bwrap import (
+    IN_DIR,
+    LIB_DIR,
+    WORK_DIR,
+    bwrap_argv,
+    bwrap_status,
+    can_drop,
+    numpy_only,
+    protection,
+    python_executable,
+)
+from derive.grading.uids import BASE_UID, chown_tree, kill_uid, lease, own_process_count
+
+__all__ = ["BASE_UID", "Limits", "RunResult", "Status", "bwrap_status", "protection", "run_python"]
 
 
 @dataclass(frozen=True)
@@ -102,139 +104,6 @@ class RunResult:
             return f"signal {-self.returncode}"
 
 
-@functools.cache
-def bwrap_status() -> tuple[bool, str]:
-    """(usable, explanation): is bubblewrap installed and does a trivial sandbox start here?"""
-    if os.environ.get("DERIVE_SANDBOX") == "none":
-        return False, "bubblewrap disabled by DERIVE_SANDBOX=none"
-    exe = shutil.which("bwrap")
-    if exe is None:
-        return False, "bubblewrap (bwrap) is not installed"
-    if os.getuid() == 0 and not Path(SETPRIV).is_file():
-        return False, f"{SETPRIV} (util-linux) is missing"
-    with tempfile.TemporaryDirectory(prefix="derive-probe-") as tmp:
-        os.chmod(tmp, 0o755)
-        argv = [*_bwrap_argv(exe, Path(tmp), Path(tmp), Limits(), 0), "/bin/true"]
-        try:
-            probe = subprocess.run(argv, capture_output=True, timeout=20, check=False)
-        except (OSError, subprocess.TimeoutExpired) as err:
-            return False, f"bubblewrap failed to start ({err})"
-    if probe.returncode != 0:
-        why = probe.stderr.decode(errors="replace").strip().splitlines()
-        return False, f"bubblewrap failed to start ({why[-1] if why else probe.returncode})"
-    return True, "bubblewrap"
-
-
-def protection() -> str:
-    """One sentence on what protects the grader from submissions on this machine."""
-    ok, why = bwrap_status()
-    limits = "CPU, memory, file-size, process and output limits, a wall-clock timeout"
-    if ok:
-        return f"sandbox: bubblewrap (no network, read-only system, no grader files) + {limits}"
-    return (
-        f"sandbox: WARNING {why}; submissions run only with {limits} and a separate process "
-        "group, and CAN read files the grader can read and use the network "
-        "(install bubblewrap: apt-get install bubblewrap)"
-    )
-
-
-def _python_binds() -> list[tuple[str, str]]:
-    """(host path, sandbox path) pairs: the interpreter's installation and NumPy alone."""
-    import numpy
-
-    binds = []
-    prefix = _outside_prefix()
-    if prefix is not None:
-        binds.append((str(prefix), PY_DIR))
-    pkg = Path(numpy.__file__).resolve().parent
-    binds.append((str(pkg), f"{LIB_DIR}/numpy"))
-    libs = pkg.parent / "numpy.libs"
-    if libs.is_dir():
-        binds.append((str(libs), f"{LIB_DIR}/numpy.libs"))
-    return binds
-
-
-def _numpy_only(folder: Path) -> str:
-    """``folder`` with links to NumPy alone, the runner's path when there is no sandbox (so
-    that the grader's other packages, derive included, are not importable from submissions)."""
-    folder.mkdir()
-    for host, inside in _python_binds():
-        if inside.startswith(f"{LIB_DIR}/"):
-            (folder / inside.rsplit("/", 1)[1]).symlink_to(host, target_is_directory=True)
-    return str(folder)
-
-
-def _outside_prefix() -> Path | None:
-    """The interpreter's installation when it is not under a system folder (pyenv, conda)."""
-    prefix = Path(sys.base_prefix).resolve()
-    if any(prefix.is_relative_to(d) for d in SYSTEM_DIRS):
-        return None
-    return prefix
-
-
-def python_executable(inside: bool = False) -> str:
-    """The real interpreter (a venv's ``bin/python`` is a symlink the sandbox cannot see).
-
-    ``inside``: its path as the sandbox sees it (under ``PY_DIR`` when bound there).
-    """
-    exe = Path(sys.executable).resolve()
-    prefix = _outside_prefix()
-    if inside and prefix is not None and exe.is_relative_to(prefix):
-        return f"{PY_DIR}/{exe.relative_to(prefix).as_posix()}"
-    return str(exe)
-
-
-def _bwrap_argv(exe: str, in_dir: Path, files_dir: Path, limits: Limits, slot: int) -> list[str]:
-    """bwrap options: namespaces, read-only system and Python, /in, a tmpfs /sandbox.
-
-    As an ordinary user bwrap makes a user namespace (``--unshare-all``). As root it makes
-    every other namespace, keeps only the capabilities to change uid, and starts the command
-    through ``setpriv`` as the unprivileged uid of ``slot`` with no capabilities and
-    ``no_new_privs``: a real uid other than root, so that the process limit is enforced.
-    """
-    root = os.getuid() == 0
-    argv = [exe, "--die-with-parent", "--new-session"]
-    if root:
-        argv += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
-        argv += ["--unshare-cgroup-try", "--cap-drop", "ALL"]
-        argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    else:
-        argv += ["--unshare-all"]
-    for d in SYSTEM_DIRS:
-        if Path(d).exists():
-            argv += ["--ro-bind", d, d]
-    argv += ["--perms", "0755", "--dir", LIB_DIR]
-    for host, inside in _python_binds():
-        argv += ["--ro-bind", host, inside]
-    argv += ["--proc", "/proc", "--dev", "/dev"]
-    for d in ("/tmp", WORK_DIR):
-        argv += ["--perms", "1777", "--size", str(limits.tmpfs_bytes), "--tmpfs", d]
-    argv += ["--ro-bind", str(in_dir), IN_DIR]
-    for f in sorted(files_dir.iterdir()):
-        argv += ["--ro-bind", str(f), f"{WORK_DIR}/{f.name}"]
-    argv += ["--chdir", WORK_DIR, "--setenv", "HOME", WORK_DIR, "--"]
-    if root:
-        uid = str(BASE_UID + slot)
-        argv += [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
-        argv += ["--no-new-privs", "--"]
-    return argv
-
-
-def _world_reachable(path: Path) -> bool:
-    """Can any user reach ``path`` (o+x on every folder above it, o+r on it)?"""
-    path = path.resolve()
-    return all(os.stat(p).st_mode & 0o001 for p in path.parents) and bool(
-        os.stat(path).st_mode & 0o004
-    )
-
-
-def _can_drop() -> bool:
-    """Without bwrap, may a root grader run the submission as another uid (Python reachable)?"""
-    import numpy
-
-    return _world_reachable(Path(python_executable())) and _world_reachable(Path(numpy.__file__))
-
-
 def _limit(limits: Limits, slot: int, drop_uid: bool):
     """A preexec function: rlimits, then (root, no bwrap) the unprivileged uid of ``slot``."""
 
@@ -247,7 +116,7 @@ def _limit(limits: Limits, slot: int, drop_uid: bool):
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
         nproc = limits.processes
         if os.getuid() != 0:  # the limit counts all of this user's processes, not just ours
-            nproc += _own_process_count()
+            nproc += own_process_count()
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
         if drop_uid:
             uid = BASE_UID + slot
@@ -256,22 +125,6 @@ def _limit(limits: Limits, slot: int, drop_uid: bool):
             os.setuid(uid)
 
     return pre
-
-
-def _own_process_count() -> int:
-    """Processes and threads of the current user (Linux /proc; 0 where unknown)."""
-    uid, n = os.getuid(), 0
-    try:
-        for entry in os.scandir("/proc"):
-            if entry.name.isdigit():
-                try:
-                    if entry.stat().st_uid == uid:
-                        n += len(os.listdir(f"/proc/{entry.name}/task"))
-                except OSError:
-                    continue
-    except OSError:
-        return 0
-    return n
 
 
 class _Capped:
@@ -320,32 +173,8 @@ def run_python(
     back as ``RunResult.result``. Without bwrap the command runs in a temporary copy of
     ``files_dir`` with ``in_dir``'s files beside it, under the same limits.
     """
-    with _uid_lease(slot) as slot:
+    with lease(slot) as slot:
         return _run_python(script, in_dir, files_dir, limits, slot, env)
-
-
-@contextlib.contextmanager
-def _uid_lease(slot: int):
-    """As root: a slot whose uid no other run on this machine uses (an exclusive file lock,
-    so that two graders, or two test runs, never share processes, limits or cleanup)."""
-    if os.getuid() != 0:
-        yield slot
-        return
-    LEASE_DIR.mkdir(mode=0o700, exist_ok=True)
-    for k in range(UID_SLOTS):
-        candidate = (slot + k) % UID_SLOTS
-        fd = os.open(LEASE_DIR / f"{candidate}.lock", os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue
-        try:
-            yield candidate
-        finally:
-            os.close(fd)  # releases the lock
-        return
-    raise RuntimeError(f"all {UID_SLOTS} sandbox uids are in use")
 
 
 def _run_python(
@@ -371,18 +200,18 @@ def _run_python(
         if use_bwrap:
             os.chmod(in_dir, 0o755)
             exe = shutil.which("bwrap") or "bwrap"
-            cmd = _bwrap_argv(exe, in_dir, files_dir, limits, slot)
+            cmd = bwrap_argv(exe, in_dir, files_dir, limits.tmpfs_bytes, BASE_UID + slot)
             cmd += [python_executable(inside=True), "-I", "-S", f"{IN_DIR}/{script}"]
             base_env.update(DERIVE_IN=IN_DIR, DERIVE_LIB=LIB_DIR, HOME=WORK_DIR)
             cwd, drop, isolation = None, False, "bubblewrap"
         else:
             work = Path(tmp) / "work"
             shutil.copytree(files_dir, work, symlinks=True)
-            drop = os.getuid() == 0 and _can_drop()
+            drop = os.getuid() == 0 and can_drop()
             if drop:
-                _chown_tree(work, BASE_UID + slot)
+                chown_tree(work, BASE_UID + slot)
             os.chmod(tmp, 0o755)
-            lib = _numpy_only(Path(tmp) / "lib")
+            lib = numpy_only(Path(tmp) / "lib")
             base_env.update(DERIVE_IN=str(in_dir), DERIVE_LIB=lib, HOME=str(work))
             cmd = [python_executable(), "-I", "-S", str(in_dir / script)]
             cwd = str(work)
@@ -392,12 +221,6 @@ def _run_python(
         return _execute(
             cmd, cwd=cwd, env=base_env, limits=limits, slot=slot, drop=drop, isolation=isolation
         )
-
-
-def _chown_tree(root: Path, uid: int) -> None:
-    for path in [root, *root.rglob("*")]:
-        os.chown(path, uid, uid, follow_symlinks=False)
-    os.chmod(root.parent, 0o755)
 
 
 def _execute(
@@ -449,7 +272,7 @@ def _execute(
         proc.wait()
     _kill_group(proc)  # leftovers of a process that exited but left children
     if drop or (os.getuid() == 0 and isolation == "bubblewrap"):
-        _kill_uid(BASE_UID + slot)  # the slot is clean before the next submission uses it
+        kill_uid(BASE_UID + slot)  # the slot is clean before the next submission uses it
     bwrapped = isolation == "bubblewrap"
     seconds = time.monotonic() - start
     stdout, stderr, result = out.data(), err.data(), res.data()
@@ -473,35 +296,6 @@ def _execute(
         seconds,
         isolation,
     )
-
-
-def _uid_pids(uid: int) -> list[int]:
-    """Processes whose real uid is ``uid`` (from /proc)."""
-    pids = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/status", encoding="ascii", errors="replace") as f:
-                for line in f:
-                    if line.startswith("Uid:"):
-                        if int(line.split()[1]) == uid:
-                            pids.append(int(entry.name))
-                        break
-        except (OSError, ValueError):
-            continue
-    return pids
-
-
-def _kill_uid(uid: int, wait: float = 10.0) -> None:
-    """Kill every process of a slot's uid and wait until they are gone (a fork bomb's heirs
-    would otherwise count against the next submission's process limit in that slot)."""
-    deadline = time.monotonic() + wait
-    while (pids := _uid_pids(uid)) and time.monotonic() < deadline:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.02)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
