@@ -2,15 +2,16 @@
 
 What the untrusted process gets, with bubblewrap (``bwrap``):
 
-- new namespaces for everything (``--unshare-all``): no network, its own PID space, so that
-  killing the sandbox kills every process it started (``--die-with-parent``, ``--new-session``);
+- new namespaces (``--unshare-all``; as root all but the user namespace): no network, its own
+  PID space, so that killing the sandbox kills every process it started
+  (``--die-with-parent``, ``--new-session``);
 - read-only binds of the system folders (/usr, /bin, /lib, /lib64), of the Python installation
   and of NumPy alone (no other package of the grader); nothing else of the host: no /etc, no
   home folder, no grader files, no reference module;
 - ``/in`` (read-only): the runner script and its inputs; ``/sandbox`` (its working folder) a
-  size-capped tmpfs holding a copy of the submission's files; ``/tmp`` likewise;
-- an unprivileged uid when the grader runs as root (one uid per parallel slot, so that the
-  process limit of one submission never counts another's processes).
+  size-capped tmpfs with the submission's files bound read-only into it; ``/tmp`` likewise;
+- when the grader runs as root, an unprivileged uid leased for this run alone
+  (:mod:`derive.grading.uids`), no capabilities and ``no_new_privs``.
 
 On top of that, always, ``setrlimit`` in the child: CPU seconds, address space, size of any one
 file written, number of processes, open files, no core dumps; a wall-clock timeout that kills
