@@ -141,7 +141,15 @@ def sources(node: Node) -> list[Node]:
 
 
 def op_symbol(node: Node) -> str:
+    """What the circle shows: the op the spec called (``σ``, ``softmax``) or the arithmetic."""
     e = node.expr
+    call = re.match(r"^\s*(-?)\s*([A-Za-z_]\w*)\(", node.meta.get("text", ""))
+    if call and call[2] in ("sum", "mean"):
+        return call[1] + (r"\Sigma" if call[2] == "sum" else r"\mathrm{mean}")
+    if call:
+        from derive.tex.printer import OP_LATEX
+
+        return call[1] + OP_LATEX.get(call[2], rf"\mathrm{{{call[2]}}}".replace("_", r"\_"))
     if node.op:
         from derive.tex.printer import OP_LATEX
 
@@ -163,11 +171,11 @@ def draw(d: Derivation, p: TexPrinter, values: dict, grads: dict) -> str:
         srcs = sources(n) if n.expr is not None else []
         depth[n.name] = 1 + max((depth[s.name] for s in srcs if s.name in depth), default=-1)
     ys = _heights(nodes)
-    lines = [r"\begin{tikzpicture}[x=2.8cm,y=1.5cm,>=stealth,"
+    lines = [r"\begin{tikzpicture}[x=2.8cm,y=1.8cm,>=stealth,"
              r"op/.style={circle,draw,minimum size=7mm,inner sep=1pt},"
              r"leaf/.style={inner sep=2pt}]"]  # fmt: skip
     for n in nodes:
-        style, label = ("leaf", p.doprint(n.atom)) if n.expr is None else ("op", op_symbol(n))
+        style, label = ("leaf", _symbol(p, n)) if n.expr is None else ("op", op_symbol(n))
         lines.append(
             rf"\node[{style}] ({_id(n)}) at ({depth[n.name]},{ys[n.name]:.2f}) {{${label}$}};"
         )
@@ -203,14 +211,20 @@ def _heights(nodes: list[Node]) -> dict[str, float]:
     return ys
 
 
+def _symbol(p: TexPrinter, n: Node) -> str:
+    """A value's symbol in matrix notation: bold when it is a vector or matrix."""
+    array = any(lab.name != p.ctx.batch for lab in n.labels)
+    return p.ctx.symbol(n.name, bold=array)
+
+
 def _edge(a: str, b: str, src: Node, p: TexPrinter, values: dict, grads: dict, arrow=True) -> str:
-    name = p.doprint(src.atom)
+    name = _symbol(p, src)
     above = f"${name} = {_num(values[src.name])}$" if src.name in values else f"${name}$"
     below = rf"\color{{red!70!black}}${_num(grads[src.name])}$" if src.name in grads else ""
     above = rf"\color{{green!40!black}}{above}" if src.name in values else above
-    parts = [rf"\draw[->] ({a}) -- ({b}) node[midway,above,sloped,font=\scriptsize] {{{above}}}"]
+    parts = [rf"\draw[->] ({a}) -- ({b}) node[pos=0.35,above,sloped,font=\scriptsize] {{{above}}}"]
     if below:
-        parts.append(rf"node[midway,below,sloped,font=\scriptsize] {{{below}}}")
+        parts.append(rf"node[pos=0.35,below,sloped,font=\scriptsize] {{{below}}}")
     return " ".join(parts) + ";"
 
 
