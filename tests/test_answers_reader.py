@@ -47,6 +47,14 @@ def test_same_name_three_ways() -> None:
     assert read(r"W^{(1)}", known=("W1",)) == Name("W1")
 
 
+def test_known_names_with_underscores() -> None:
+    known = ("g_W1", "W1", "log_p", "p")
+    assert read("g_W1", known) == read("g_{W1}", known) == Name("g_W1")
+    assert read("log_p", known) == Name("log_p")
+    assert read(r"\log p", known) == Call("log", (Name("p"),))
+    assert read("W_1", known) == Name("W1")
+
+
 def test_transpose_spellings() -> None:
     for answer in ("h_1^T", r"h_1^\top", "h_1^{T}", "h1.T", "h_1ᵀ"):
         assert read(answer) == Transpose(Name("h1")), answer

@@ -51,6 +51,7 @@ def test_reference_values_are_the_generated_backward(questions, tmp_path) -> Non
         ("z1", r"h_1 \odot (1 - h_1) \odot W_2^T (p - t)"),
         ("z1", r"\sigma'(z_1) \circ \left( W_2^{T} (p - t) \right)"),
         ("z1", r"\delta_1"),
+        ("z1", r"g_h1 \odot h_1 \odot (1 - h_1)"),
         ("W1", r"\delta_1 x^T"),
         ("W1", r"(h_1 \odot (1 - h_1) \odot W_2^T (p - t)) x^T"),
     ],

@@ -223,6 +223,9 @@ class Notation(Cursor):
         """An identifier: a function, a name, or (unknown, made of known letters) a product."""
         bare = text in FUNC_ALIASES and FUNC_ALIASES[text] in BARE_ARG
         called = self.at(Kind.SYM, "(", "'") or bare
+        after = self.peek().text if self.at(Kind.SYM, "_") else None
+        if after is not None and f"{text}_{after}" in self.known:  # log_p, a spec's name
+            return self.named(text, col)
         if text in FUNC_ALIASES and text not in self.known and called:
             return self.function(FUNC_ALIASES[text], col)
         if text == "sigmoid":
@@ -239,7 +242,13 @@ class Notation(Cursor):
         while True:
             if self.at(Kind.SYM, "_") and not sub:
                 self.advance()
+                whole = self.tok.text
+                if self.tok.kind in (Kind.IDENT, Kind.NUM) and f"{base}_{whole}" in self.known:
+                    self.advance()  # a known name with an underscore: g_W1, log_p
+                    return self.node(Name(f"{base}_{whole}"))
                 sub = self.raw_group()
+                if f"{base}_{sub}" in self.known:  # g_{W1}
+                    sub = f"_{sub}"
             elif self.at(Kind.SYM, "^") and not label and self.label_ahead():
                 self.advance()
                 label = self.raw_group().strip("()")
