@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from derive.autodiff.adjoint import adjoint_name
+from derive.autodiff.steps import StepKind
+from derive.lang.naming import gradient_of
 from derive.pipeline import generate
-from derive.show import show_json
+from derive.show import show_json, shown_steps
 from derive.train.data import load_blobs, one_hot
 from derive.train.loop import train
 from derive.verify.module import load_module
@@ -18,21 +21,22 @@ def run_demo(out: Path, epochs: int = 30) -> int:
     print(f"1. Spec {EXAMPLE.name}: one sigmoid hidden layer, softmax cross-entropy\n")
     print(EXAMPLE.read_text(encoding="utf-8"))
     gen = generate(EXAMPLE, out)
-    shown = show_json(gen.derivation, parsable=False)["nodes"]
+    d = gen.derivation
+    shown = show_json(d, parsable=False)["nodes"]
     print("2. Derivation (per-example adjoints, each step recorded)\n")
     for name in ("f", "z1"):
-        node = shown[name]
-        print(f"   dL/d{name}, staged as g_{name}:")
-        for s in node["steps"]:
+        print(f"   dL/d{name}, staged as {adjoint_name(name)}:")
+        for step, s in shown_steps(d, name, parsable=False):
             note = f"   [{s['note']}]" if s["note"] else ""
-            if s["rule"].startswith("local derivative"):
+            if step.kind is StepKind.LOCAL_DERIVATIVE:
                 print(f"     {s['rule']}:\n         {s['before']}  =  {s['after']}")
             else:
                 print(f"     {s['rule']}:\n         {s['after']}{note}")
-        print(f"     => dL/d{name} = {node['staged']}\n")
+        print(f"     => dL/d{name} = {shown[name]['staged']}\n")
     print(f"3. Emitted {gen.path}\n")
     for line in gen.text.splitlines():
-        if line.startswith("    g_") and "=" in line:
+        target, eq, _ = line.partition(" = ")
+        if eq and target.startswith("    ") and gradient_of(target.removeprefix("    ")):
             print("  " + line.strip())
     print("\n4. Numeric proof\n")
     report = check_spec(EXAMPLE)

@@ -15,10 +15,11 @@ from sympy import Indexed, Sum, Symbol
 
 from derive.autodiff.adjoint import Derivation, adjoint_atom, adjoint_name
 from derive.autodiff.canon import Canon, merge_sums, size, tables_for
-from derive.autodiff.steps import Step
+from derive.autodiff.steps import Step, StepKind
 from derive.emit.printers import SpecPrinter
 from derive.graph.labels import inline_nodes, instantiate
 from derive.graph.nodes import Node, atom_name
+from derive.lang.naming import gradient_of
 
 
 def spec_str(e: sp.Expr, parsable: bool = False) -> str:
@@ -53,8 +54,7 @@ def full_adjoint(d: Derivation, name: str, memo: dict[str, sp.Expr] | None = Non
     expr = adj.expr
     subs = {}
     for a in expr.atoms(Indexed, Symbol):
-        an = atom_name(a) or ""
-        target = an[2:] if an.startswith("g_") else None
+        target = gradient_of(atom_name(a))
         if target in d.adjoints:
             node = d.adjoints[target].node
             idx = a.indices if isinstance(a, Indexed) else ()
@@ -76,12 +76,25 @@ def forward_expr(d: Derivation, node: Node) -> sp.Expr:
 
 
 def step_json(d: Derivation, s: Step, parsable: bool = True) -> dict[str, str]:
+    """A step as strings: ``kind`` (the :class:`StepKind` name in lower case), ``rule``
+    (its title), ``before``, ``after`` (one example's) and ``note`` (table entries used)."""
     return {
-        "rule": s.rule,
+        "kind": s.kind.name.lower(),
+        "rule": s.title,
         "before": spec_str(seeded(d, s.before), parsable),
         "after": spec_str(seeded(d, s.after), parsable),
         "note": s.note,
     }
+
+
+def shown_steps(d: Derivation, name: str, parsable: bool = True) -> list[tuple[Step, dict]]:
+    """The steps of ``name``'s adjoint that change something on screen, with their strings."""
+    out = []
+    for s in d.adjoints[name].steps:
+        j = step_json(d, s, parsable)
+        if j["before"] != j["after"] or j["note"]:
+            out.append((s, j))
+    return out
 
 
 def show_json(d: Derivation, parsable: bool = True) -> dict[str, Any]:
@@ -106,8 +119,7 @@ def show_json(d: Derivation, parsable: bool = True) -> dict[str, Any]:
             adj = d.adjoints[node.name]
             entry["adjoint"] = spec_str(full_adjoint(d, node.name, memo), parsable)
             entry["staged"] = spec_str(seeded(d, adj.expr), parsable)
-            steps = [step_json(d, s, parsable) for s in adj.steps]
-            entry["steps"] = [s for s in steps if s["before"] != s["after"] or s["note"]]
+            entry["steps"] = [j for _, j in shown_steps(d, node.name, parsable)]
         nodes[node.name] = entry
     return {
         "name": g.name,
@@ -131,9 +143,9 @@ def show_text(d: Derivation) -> str:
             lines.append(f"  dL/d{name} = {e['adjoint']}")
         if e.get("staged") and e["staged"] != e["adjoint"]:
             lines.append(f"    staged: {adjoint_name(name)} = {e['staged']}")
-        for s in e.get("steps", []):
+        for step, s in shown_steps(d, name, parsable=False) if "steps" in e else []:
             note = f"   [{s['note']}]" if s["note"] else ""
-            if s["rule"].startswith("local derivative"):
+            if step.kind is StepKind.LOCAL_DERIVATIVE:
                 lines.append(f"    {s['rule']}: {s['before']} = {s['after']}")
             else:
                 lines.append(f"    {s['rule']}: {s['after']}{note}")

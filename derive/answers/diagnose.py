@@ -23,6 +23,7 @@ from derive.answers.tree import Bin, Call, Name, Neg, Op, SumOver, Transpose, Tr
 from derive.answers.values import Trial, adjoints_with, evaluate_on
 from derive.answers.verdict import Finding, Mistake
 from derive.autodiff.adjoint import adjoint_name
+from derive.autodiff.steps import StepKind
 
 if TYPE_CHECKING:
     from derive.answers.spec import SpecQuestion
@@ -269,7 +270,7 @@ def _intermediates(ctx: Context, got: list, found: set[Mistake]) -> list[Finding
                 findings.append(Finding(Mistake.INTERMEDIATE, message))
     for name, adj in d.adjoints.items():
         for step in adj.steps + d.local_steps.get(name, []):
-            if not str(getattr(step, "rule", "")).startswith("local derivative"):
+            if step.kind is not StepKind.LOCAL_DERIVATIVE:
                 continue
 
             def compute(step=step, adj=adj) -> list | None:
@@ -278,8 +279,8 @@ def _intermediates(ctx: Context, got: list, found: set[Mistake]) -> list[Finding
                 except (KeyError, TypeError, ValueError):
                     return None
 
-            if ctx.matches(got, q.cached(("step", name, step.rule, str(step.after)), compute)):
-                message = f"this is a local derivative ({step.rule}), not ∂L/∂{q.wrt}"
+            if ctx.matches(got, q.cached(("step", name, step.title, str(step.after)), compute)):
+                message = f"this is a local derivative ({step.title}), not ∂L/∂{q.wrt}"
                 findings.append(Finding(Mistake.INTERMEDIATE, message))
                 return findings
     for node in d.graph.nodes:

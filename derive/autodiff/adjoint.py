@@ -10,10 +10,12 @@ import sympy as sp
 
 from derive.autodiff.steps import Step
 from derive.graph.nodes import Graph, Node, entry
+from derive.lang.naming import gradient_name
 
 
 def adjoint_name(name: str) -> str:
-    return f"g_{name}"
+    """The adjoint's name: ``g_X`` for ``∂L/∂X``."""
+    return gradient_name(name)
 
 
 def adjoint_atom(node: Node) -> sp.Expr:

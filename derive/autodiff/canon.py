@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 from sympy import Add, Indexed, Mul, Pow, S, Sum, Symbol
 
+from derive.autodiff.steps import Reason, TableEntry
 from derive.graph.labels import bound_labels
 from derive.graph.nodes import Graph, atom_name, split_sum
 
@@ -98,19 +99,16 @@ def size(e: sp.Expr) -> int:
 
 @dataclass
 class Tables:
-    """Identities usable by the canonicaliser: ``Σ_j body = value``.
+    """Identities usable by the canonicaliser: ``Σ_j body = value`` (see :class:`TableEntry`)."""
 
-    Each entry is ``(body, j, free, value)``: ``body`` in the entry's own free labels
-    ``free`` and bound label ``j``; ``value`` in ``free``.
-    """
+    entries: list[TableEntry] = field(default_factory=list)
 
-    entries: list[tuple[sp.Expr, Symbol, tuple, sp.Expr, str]] = field(default_factory=list)
-
-    def lookup(self, body: sp.Expr, j: Symbol) -> tuple[sp.Expr, str] | None:
-        for tbody, tj, free, value, why in self.entries:
-            sigma = _unify(tbody, tj, free, body, j)
+    def lookup(self, body: sp.Expr, j: Symbol) -> tuple[sp.Expr, TableEntry] | None:
+        """``Σ_j body`` from the first entry that matches it up to labels, and that entry."""
+        for entry in self.entries:
+            sigma = _unify(entry.body, entry.label, entry.free, body, j)
             if sigma is not None:
-                return value.xreplace(sigma), why
+                return entry.value.xreplace(sigma), entry
         return None
 
 
@@ -138,26 +136,30 @@ class Canon:
 
     def __init__(self, graph: Graph, tables: Tables) -> None:
         self.g, self.tables = graph, tables
-        self.fired: list[str] = []
 
     def size_of(self, label: Symbol) -> sp.Expr:
         return self.g.labels.size(self.g.labels.dim_of(label))
 
     def __call__(self, e: sp.Expr) -> sp.Expr:
-        e = distribute(self._walk(e))
-        return e
+        return self.canonical(e)[0]
 
-    def _walk(self, e: sp.Expr) -> sp.Expr:
+    def canonical(self, e: sp.Expr) -> tuple[sp.Expr, tuple[TableEntry, ...]]:
+        """The canonical form of ``e`` and the table entries it used, in order of first use."""
+        used: list[TableEntry] = []
+        out = distribute(self._walk(e, used))
+        return out, tuple(dict.fromkeys(used))
+
+    def _walk(self, e: sp.Expr, used: list[TableEntry]) -> sp.Expr:
         if e.is_Atom or isinstance(e, Indexed):
             return e
         if isinstance(e, Sum):
-            body = self._walk(e.function)
+            body = self._walk(e.function, used)
             for lim in reversed(e.limits):
-                body = self.sum(body, lim[0])
+                body = self.sum(body, lim[0], used)
             return body
-        return e.func(*[self._walk(a) for a in e.args])
+        return e.func(*[self._walk(a, used) for a in e.args])
 
-    def sum(self, body: sp.Expr, j: Symbol) -> sp.Expr:
+    def sum(self, body: sp.Expr, j: Symbol, used: list[TableEntry]) -> sp.Expr:
         """``Σ_j body``: linearity, pull-out, ``Σ 1 = n``, table lookup, canonical label."""
         n = self.size_of(j)
         groups: dict[sp.Expr, list[sp.Expr]] = {}
@@ -169,14 +171,14 @@ class Canon:
             else:
                 groups.setdefault(dep, []).append(ind)
         for dep, inds in groups.items():
-            out += Add(*inds) * self._single(dep, j, n)
+            out += Add(*inds) * self._single(dep, j, n, used)
         return out
 
-    def _single(self, dep: sp.Expr, j: Symbol, n: sp.Expr) -> sp.Expr:
+    def _single(self, dep: sp.Expr, j: Symbol, n: sp.Expr, used: list[TableEntry]) -> sp.Expr:
         found = self.tables.lookup(dep, j)
         if found is not None:
-            self.fired.append(found[1])
-            return self._walk(found[0])
+            used.append(found[1])
+            return self._walk(found[0], used)
         nj = self.bound_label(j, dep)
         return Sum(dep.xreplace({j: nj}), (nj, 1, n))
 
@@ -197,16 +199,21 @@ def tables_for(graph: Graph) -> Tables:
     for name, kind in graph.input_kinds.items():
         node = graph.inputs[name]
         if kind in ("one_hot", "probability") and len(node.labels) >= 2:
-            j = graph.labels.bound(graph.labels.dim_of(node.labels[-1]), 99)
+            dim = graph.labels.dim_of(node.labels[-1])
+            j = graph.labels.bound(dim, 99)
             body = node.base[(*node.labels[:-1], j)]
-            t.entries.append((body, j, node.labels[:-1], S.One, f"Σ {name} = 1 ({kind} target)"))
+            reason = Reason.ONE_HOT_TARGET if kind == "one_hot" else Reason.PROBABILITY_TARGET
+            size = graph.labels.size(dim)
+            t.entries.append(TableEntry(body, j, node.labels[:-1], S.One, size, name, reason))
     for node in graph.nodes:
         if node.kind != "contraction" or node.nograd:
             continue
         coeff, body, limits = split_sum(node.expr)
         if len(limits) != 1 or len(body.atoms(Indexed)) != 1:
             continue
-        j = limits[0][0]
+        j, _, size = limits[0]
         value = node.atom / coeff
-        t.entries.append((body, j, node.labels, value, f"definition of {node.name}"))
+        t.entries.append(
+            TableEntry(body, j, node.labels, value, size, node.name, Reason.DEFINITION)
+        )
     return t

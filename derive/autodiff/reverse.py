@@ -17,6 +17,7 @@ adjoint is then rewritten by :func:`derive.autodiff.rewrite.rewrite`, every step
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 import sympy as sp
@@ -25,7 +26,7 @@ from sympy import Indexed, Sum
 from derive.autodiff.adjoint import Adjoint, Derivation, _constant_input, adjoint_atom, staged
 from derive.autodiff.canon import Canon, tables_for
 from derive.autodiff.rewrite import rewrite
-from derive.autodiff.steps import Step
+from derive.autodiff.steps import Definition, Fact, OutputForm, Step, StepKind
 from derive.graph.labels import bound_labels, freshen, occurrences
 from derive.graph.nodes import Graph, Node, split_sum
 from derive.ops.functions import H, Z, local_output_form
@@ -51,7 +52,10 @@ def derive(graph: Graph) -> Derivation:
             inside = not (node.user or staged(graph, node, path))
             if inside or sp.Add(*through[node.name]) != raw:
                 internal[node.name] = Step(
-                    "staged chain rule", adjoint_atom(node), sp.Add(*through[node.name])
+                    StepKind.STAGED_CHAIN_RULE,
+                    node.name,
+                    adjoint_atom(node),
+                    sp.Add(*through[node.name]),
                 )
             if node.user or staged(graph, node, path):
                 adjoints[node.name] = rewrite(graph, canon, node, raw, adjoints, pending[node.name])
@@ -112,11 +116,13 @@ def local_derivative(y: Node, body: sp.Expr, occ: sp.Expr) -> tuple[sp.Expr, Ste
     b = body.xreplace(others).xreplace({occ: x})
     zform = _diff(b)
     d = zform
+    facts: tuple[Fact, ...] = (Definition(y.name, y.atom, y.expr),)
     if y.kind == "pointwise" and b != x:
         form = None
         if isinstance(b, sp.Function) and b.args and b.args[0].has(x):
             form = local_output_form(b.func(Z, *b.args[1:]))
         if form is not None:
+            facts += (OutputForm(b.func.__name__, form),)
             d = form.xreplace({H: y.atom}) * sp.diff(b.args[0], x)
         elif isinstance(b, sp.Pow):
             d = zform.subs(b, y.atom)  # algebraic: (u)^(-1/2) -> 1/h for h = u^(1/2)
@@ -125,7 +131,7 @@ def local_derivative(y: Node, body: sp.Expr, occ: sp.Expr) -> tuple[sp.Expr, Ste
     d = sp.factor_terms(sp.piecewise_fold(d))
     step = None
     if d.has(y.atom) and d != zform:
-        step = Step(f"local derivative of {y.name} in its output", zform, d)
+        step = Step(StepKind.LOCAL_DERIVATIVE, y.name, zform, d, facts)
     return _restore(d, x, occ, others), _restore_step(step, x, occ, others)
 
 
@@ -141,8 +147,10 @@ def _diff(body: sp.Expr) -> sp.Expr:
 def _restore_step(step: Step | None, x: sp.Dummy, occ: sp.Expr, others: dict) -> Step | None:
     if step is None:
         return None
-    return Step(
-        step.rule, _restore(step.before, x, occ, others), _restore(step.after, x, occ, others)
+    return replace(
+        step,
+        before=_restore(step.before, x, occ, others),
+        after=_restore(step.after, x, occ, others),
     )
 
 

@@ -9,58 +9,64 @@ finally collected into one fraction (:func:`compact`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sympy as sp
 from sympy import Indexed, Sum, Symbol
 
 from derive.autodiff.adjoint import Adjoint, adjoint_atom, adjoint_name, staged
 from derive.autodiff.canon import Canon, internal_atoms, merge_sums, size
-from derive.autodiff.steps import Step
+from derive.autodiff.steps import AdjointUsed, Definition, Fact, Step, StepKind
 from derive.graph.labels import definition_at, instantiate, occurrences
 from derive.graph.nodes import Graph, Node, atom_name, split_sum
+from derive.lang.naming import gradient_of
 from derive.ops.functions import written_out
 
 
-# ----- rewriting ---------------------------------------------------------------------------
 def key(e: sp.Expr, graph: Graph) -> tuple[int, int]:
     """What rewriting minimises: size, then internal values referenced."""
     return size(e), internal_atoms(e, graph)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One possible rewrite of an adjoint: the step it would record and the size it saves
+    elsewhere (an adjoint no longer computed)."""
+
+    kind: StepKind
+    expr: sp.Expr
+    facts: tuple[Fact, ...] = ()
+    subject: str | None = None
+    saved: int = 0
 
 
 def rewrite(
     graph: Graph, canon: Canon, node: Node, raw: sp.Expr, done: dict, local: list[Step]
 ) -> Adjoint:
     """Greedy size-guarded rewriting of one named adjoint, each accepted step recorded."""
-    steps = [*dict.fromkeys(local), Step("chain rule", adjoint_atom(node), raw)]
-    canon.fired.clear()
-    expr = canon(raw)
+    steps = [*dict.fromkeys(local), Step(StepKind.CHAIN_RULE, node.name, adjoint_atom(node), raw)]
+    expr, used = canon.canonical(raw)
     if expr != raw:
-        why = "; ".join(dict.fromkeys(canon.fired)) if canon.fired else ""
-        steps.append(Step("expand and collect sums", raw, expr, why))
+        steps.append(Step(StepKind.EXPANSION, node.name, raw, expr, used))
     for _ in range(40):
-        best = None
+        best: tuple[tuple[int, int], Candidate] | None = None
         here = key(expr, graph)
-        for rule, cand, saved in candidates(graph, canon, node, expr, done):
-            notes = "; ".join(dict.fromkeys(canon.fired))
-            k = key(cand, graph)
-            k = (k[0] - saved, k[1])
-            if k < here and (best is None or k < best[2]):
-                best = (rule, cand, k, notes)
+        for cand in candidates(graph, canon, node, expr, done):
+            k = key(cand.expr, graph)
+            k = (k[0] - cand.saved, k[1])
+            if k < here and (best is None or k < best[0]):
+                best = (k, cand)
         if best is None:
             break
-        steps.append(Step(best[0], expr, best[1], best[3]))
-        expr = best[1]
+        c = best[1]
+        steps.append(Step(c.kind, node.name, expr, c.expr, c.facts, c.subject))
+        expr = c.expr
     final = compact(expr)
     if final != expr:
-        steps.append(Step("collect into one fraction", expr, final))
+        steps.append(Step(StepKind.COMPACT, node.name, expr, final))
     expr = final
-    uses = sorted(
-        {
-            atom_name(a)[2:]
-            for a in expr.atoms(Indexed, Symbol)
-            if (atom_name(a) or "").startswith("g_")
-        }
-        & {n.name for n in graph.nodes}
-    )
+    read = {gradient_of(atom_name(a)) for a in expr.atoms(Indexed, Symbol)}
+    uses = sorted(read & {n.name for n in graph.nodes})
     return Adjoint(node, expr, raw, steps, uses)
 
 
@@ -103,31 +109,35 @@ def candidates(graph: Graph, canon: Canon, node: Node, expr: sp.Expr, done: dict
             if a.name in present:
                 cand = fold(graph, y, a, expr)
                 if cand is not None:
-                    canon.fired.clear()
-                    yield f"fold {a.name} into {y.name}", canon(cand), 0
+                    out, used = canon.canonical(cand)
+                    facts = (Definition(y.name, y.atom, y.expr), *used)
+                    yield Candidate(StepKind.FOLD, out, facts, a.name)
     if not expr.has(Sum):
-        canon.fired.clear()
-        yield "cancel common factors", canon(sp.cancel(expr)), 0
+        out, used = canon.canonical(sp.cancel(expr))
+        yield Candidate(StepKind.CANCEL, out, used)
     for total in expr.atoms(Sum):
         inside = {atom_name(a) for a in total.atoms(Indexed, Symbol)}
         for name in sorted(n for n in inside if n):
             n = by_name.get(name)
             if n is not None and not n.user and n.kind == "pointwise":
-                canon.fired.clear()
-                cand = canon(expr.xreplace({total: unfold(graph, n, total)}))
-                yield f"unfold {name} inside a sum", cand, 0
-    for name in present:
-        if name and name.startswith("g_") and name[2:] in done:
-            adj = done[name[2:]]
-            target = adj.node
-            if target.kind == "param" or node.kind == "param" or adj.expr.has(Sum):
-                continue  # matmul-like adjoints stay named: g_h1 = g_f @ W2
-            canon.fired.clear()
-            inlined = inline_adjoint(graph, adj, expr)
-            saved = size(adj.expr) if readers(graph, target) == {node.name} else 0
-            yield f"inline ∂L/∂{target.name}", canon(inlined), saved
-            if not inlined.has(Sum):
-                yield f"inline ∂L/∂{target.name} and cancel", canon(sp.cancel(inlined)), saved
+                out, used = canon.canonical(expr.xreplace({total: unfold(graph, n, total)}))
+                facts = (Definition(n.name, n.atom, n.expr), *used)
+                yield Candidate(StepKind.UNFOLD, out, facts, name)
+    for target_name in present:
+        adj = done.get(gradient_of(target_name))
+        if adj is None:
+            continue
+        target = adj.node
+        if target.kind == "param" or node.kind == "param" or adj.expr.has(Sum):
+            continue  # matmul-like adjoints stay named: g_h1 = g_f @ W2
+        inlined = inline_adjoint(graph, adj, expr)
+        saved = size(adj.expr) if readers(graph, target) == {node.name} else 0
+        fact = AdjointUsed(target.name, adjoint_atom(target), adj.expr)
+        out, used = canon.canonical(inlined)
+        yield Candidate(StepKind.INLINING, out, (fact, *used), target.name, saved)
+        if not inlined.has(Sum):
+            out, used = canon.canonical(sp.cancel(inlined))
+            yield Candidate(StepKind.INLINING_CANCEL, out, (fact, *used), target.name, saved)
 
 
 def readers(graph: Graph, node: Node) -> set[str]:

@@ -2,7 +2,8 @@
 
 Templates live in the repository's ``templates/`` folder, which the wheel ships as the
 package ``derive.templates``; :func:`templates_dir` finds whichever is present.  Filters
-shared by all templates are registered here (``py``: a Python literal).
+shared by all templates are registered here (``py``: a Python literal; ``gradient``:
+the name of a value's gradient, ``g_X``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from functools import cache
 from pathlib import Path
 
 import jinja2
+
+from derive.lang.naming import gradient_name
 
 
 def templates_dir() -> Path:
@@ -31,6 +34,7 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["py"] = py_literal
+    env.filters["gradient"] = gradient_name
     return env
 
 

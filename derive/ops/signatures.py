@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from derive.lang.naming import is_gradient_name
+
 T = TypeVar("T")
 
 
@@ -146,7 +148,7 @@ RESERVED_NAMES = frozenset(
 
 def reserved_reason(name: str) -> str | None:
     """Why ``name`` cannot be declared, or None when it can."""
-    if name.startswith("g_"):
+    if is_gradient_name(name):
         return "names starting with 'g_' are reserved for gradients (g_X is dL/dX)"
     if name in RESERVED_NAMES:
         return f"'{name}' is used by the generated module itself"

@@ -23,13 +23,13 @@ import sympy as sp
 from sympy import Indexed
 
 from derive.autodiff.adjoint import Derivation
+from derive.autodiff.steps import Reason, Step, StepKind
 from derive.graph.nodes import BATCH, Node, atom_name, split_sum
 from derive.ops.functions import written_out
 from derive.show import forward_expr, seeded
 from derive.tex.matrix import Translator
 from derive.tex.names import Names
 from derive.tex.printer import OP_LATEX, Context, TexPrinter, break_lines
-from derive.tex.steps import view
 
 
 @dataclass
@@ -242,14 +242,15 @@ class Walker:
         node = adj.node
         displays = self.locals(node)
         rows: list[Row] = []
-        for step in map(view, adj.steps):
-            if step.kind == "local":
+        for step in adj.steps:
+            if step.kind is StepKind.LOCAL_DERIVATIVE:
                 continue
             expr = seeded(self.d, step.after)
             if rows and expr == rows[-1].expr:
                 continue
-            fact = fact_tex(step.facts, self.ctx.symbol)
-            rows.append(Row(step.kind, name, expr, self.row_tex(expr), fact))
+            kind = "chain" if step.kind is StepKind.CHAIN_RULE else "rewrite"
+            fact = fact_tex(step, self.ctx.symbol)
+            rows.append(Row(kind, name, expr, self.row_tex(expr), fact))
         rows = _without_round_trips(rows)
         staged = self.staged(name)
         if staged:
@@ -361,11 +362,11 @@ class Walker:
     def locals(self, node: Node) -> list[Display]:
         """Each local derivative once: definition, ``sympy.diff``, the output form."""
         out, seen = [], set()
-        for step in map(view, self.d.adjoints[node.name].steps):
-            if step.kind != "local" or (step.before, step.after) in seen:
+        for step in self.d.adjoints[node.name].steps:
+            if step.kind is not StepKind.LOCAL_DERIVATIVE or (step.before, step.after) in seen:
                 continue
             seen.add((step.before, step.after))
-            y = self.by_name.get(step.op or "")
+            y = self.by_name.get(step.node)
             arg = _argument(y, step.before, node.name) if y is not None else None
             if y is None or arg is None:
                 continue
@@ -440,25 +441,24 @@ GENERIC = ("expand and collect sums", "collect into one fraction", "cancel commo
 """Algebra every row may use; named only when it is the whole step."""
 
 
-def fact_tex(facts: tuple[str, ...], symbol=None) -> str:
-    """The facts behind a step as LaTeX text, node names as their symbols (``$\\hat{x}$``)."""
+def fact_tex(step: Step, symbol=None) -> str:
+    """The fact behind a step as LaTeX text, node names as their symbols (``$\\hat{x}$``)."""
     sym = symbol or (lambda name: rf"\mathrm{{{name}}}")
-    parts = []
-    for piece in facts:
-        m = re.fullmatch(r"fold (\w+) into (\w+)", piece)
-        if m:
-            piece = f"definition of ${sym(m[2])}$"
-        elif m := re.fullmatch(r"unfold (\w+) inside a sum", piece):
-            piece = f"${sym(m[1])}$ written out"
-        elif m := re.fullmatch(r"inline ∂L/∂(\w+)( and cancel)?", piece):
-            piece = rf"substitute $\partial L/\partial {sym(m[1])}$"
-        elif m := re.fullmatch(r"definition of (\w+)", piece):
-            piece = f"definition of ${sym(m[1])}$"
-        elif m := re.fullmatch(r"Σ (\w+) = 1 \((\w+) target\)", piece):
-            piece = rf"$\sum {sym(m[1])} = 1$ ({m[2].replace('_', '-')} target)"
+    match step.kind:
+        case StepKind.FOLD:
+            parts = [f"definition of ${sym(step.into)}$"]
+        case StepKind.UNFOLD:
+            parts = [f"${sym(step.subject)}$ written out"]
+        case StepKind.INLINING | StepKind.INLINING_CANCEL:
+            parts = [rf"substitute $\partial L/\partial {sym(step.subject)}$"]
+        case _:
+            parts = [step.title.replace("_", r"\_")]
+    for entry in step.table_entries:
+        if entry.reason is Reason.DEFINITION:
+            parts.append(f"definition of ${sym(entry.subject)}$")
         else:
-            piece = piece.replace("_", r"\_")
-        parts.append(piece)
+            target = entry.reason.value.replace("_", "-")
+            parts.append(rf"$\sum {sym(entry.subject)} = 1$ ({target})")
     return "; ".join(dict.fromkeys(parts))
 
 
