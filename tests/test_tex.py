@@ -280,3 +280,18 @@ def test_batch_norm_is_staged_as_in_the_paper(derivations):
     final = block.displays[-1].rows[-1]
     assert final.latex.startswith(r"\frac{\gamma_{j}}{B \mathrm{std}_{j}} \Bigl(B ")
     assert r"definition of $\mu$" in final.fact
+
+
+def test_the_command_refuses_to_show_a_wrong_step(monkeypatch, tmp_path, capsys):
+    """derive tex checks every displayed equality before writing; a wrong one is exit 3."""
+    from derive.tex import document
+
+    def doubled_last(rows):
+        last = rows[-1]
+        return [*rows[:-1], document.Row(last.kind, last.node, last.expr * 2, "wrong")]
+
+    monkeypatch.setattr(document, "_without_round_trips", doubled_last)
+    out = tmp_path / "t.tex"
+    assert main(["tex", TOY, "-o", str(out)]) == 3
+    assert "does not hold" in capsys.readouterr().err
+    assert not out.exists()

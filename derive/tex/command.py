@@ -17,6 +17,7 @@ from derive.show import spec_str
 from derive.tex.document import Document, Options
 from derive.tex.names import Names
 from derive.tex.render import STYLES, compile_pdf, pdflatex, render
+from derive.tex.verify import check_document
 
 TEX_PACKAGES = "texlive-latex-recommended texlive-pictures"
 
@@ -41,13 +42,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    doc, _d = build(args)
+    doc, d = build(args)
+    if args.pdf and args.style == "markdown":
+        raise SpecError("--pdf needs a LaTeX style", hint="use --style beamer or article")
+    wrong = check_document(d, doc, given=doc.extra.get("given"))
+    if wrong:  # a displayed equality that does not hold is a bug in derive: show nothing
+        print("derive tex: internal error: a displayed step does not hold:", file=sys.stderr)
+        for m in wrong[:3]:
+            print(f"  {m}", file=sys.stderr)
+        return 3
     if args.json:
         print(json.dumps(steps_json(doc), indent=2))
         return 0
     text = render(doc, args.style)
-    if args.pdf and args.style == "markdown":
-        raise SpecError("--pdf needs a LaTeX style", hint="use --style beamer or article")
     compiled = None
     if args.pdf:
         if pdflatex() is None:

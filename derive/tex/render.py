@@ -142,6 +142,7 @@ def render(doc: Document, style: str = "beamer") -> str:
         "forward": doc.forward,
         "loss_note": _loss_note(doc),
         "blocks": doc.blocks,
+        "headings": {b.node: _slash(b.title) for b in doc.blocks},
         "frames": frames(doc.blocks),
         "example": doc.extra.get("example"),
         "loss_symbol": doc.extra.get("loss_symbol", doc.loss),
