@@ -28,7 +28,7 @@ from derive.answers.verdict import Difference, Method, Reading, Status, Verdict
 from derive.autodiff.adjoint import Derivation, adjoint_name
 from derive.errors import SpecError
 from derive.graph.nodes import Node
-from derive.show import full_adjoint, show_json
+from derive.show import full_adjoint, spec_str
 
 TRIALS = 4
 BATCH_VALUE = 13  # the batch size an answer's B (or N, m, M) stands for: no dimension is 13
@@ -107,9 +107,8 @@ class SpecQuestion:
 
     def reference_reading(self) -> Reading:
         def compute() -> Reading:
-            text = show_json(self.derivation, parsable=False)["nodes"][self.wrt]["adjoint"]
-            e = full_adjoint(self.derivation, self.wrt)
-            return Reading(text, latex(e), mathml(e))
+            e = full_adjoint(self.derivation, self.wrt)  # derive show's dL/dnode
+            return Reading(spec_str(e), latex(e), mathml(e))
 
         return self.cached("reference", compute)
 
