@@ -81,7 +81,7 @@ def test_right_answers(questions, wrt: str, answer: str) -> None:
         ("W2", "p - t", Mistake.WRONG_SHAPE, "k × 1"),
         ("z1", "W_2^T (p - t)", Mistake.SIGMA_PRIME_MISSING, "this is ∂L/∂h1"),
         ("z1", r"h_1 \odot (1 - h_1) \odot W_2 (p - t)", Mistake.TRANSPOSE_MISSING, "W2"),
-        ("z1", "h_1 (1 - h_1)", Mistake.INTERMEDIATE, "local derivative"),
+        ("z1", "h_1 (1 - h_1)", Mistake.INTERMEDIATE, "local derivative ∂h1/∂z1"),
         ("W1", r"(W_2^T (p - t)) x^T", Mistake.SIGMA_PRIME_MISSING, "missing"),
         ("W1", r"x \delta_1^T", Mistake.TRANSPOSE, "transposed"),
     ],

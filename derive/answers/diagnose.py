@@ -280,7 +280,7 @@ def _intermediates(ctx: Context, got: list, found: set[Mistake]) -> list[Finding
                     return None
 
             if ctx.matches(got, q.cached(("step", name, step.title, str(step.after)), compute)):
-                message = f"this is a local derivative ({step.title}), not ∂L/∂{q.wrt}"
+                message = f"this is the local derivative ∂{step.node}/∂{name}, not ∂L/∂{q.wrt}"
                 findings.append(Finding(Mistake.INTERMEDIATE, message))
                 return findings
     for node in d.graph.nodes:

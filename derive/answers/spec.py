@@ -28,6 +28,7 @@ from derive.answers.verdict import Difference, Method, Reading, Status, Verdict
 from derive.autodiff.adjoint import Derivation, adjoint_name
 from derive.errors import SpecError
 from derive.graph.nodes import Node
+from derive.lang.naming import gradient_of
 from derive.show import full_adjoint, spec_str
 
 TRIALS = 4
@@ -125,7 +126,8 @@ class SpecQuestion:
                 if target in g.constants:
                     env[alias] = np.asarray(g.constants[target])
                     continue
-                base = target[2:] if target.startswith("g_") and target not in by_name else target
+                base = gradient_of(target) if target not in by_name else None
+                base = base or target
                 node = self.derivation.adjoints[base].node if base != target else by_name[target]
                 env[alias] = trial.per_example(target, node)
             env.update({n: np.asarray(float(BATCH_VALUE)) for n in batch_names(self.derivation)})
@@ -177,10 +179,9 @@ class SpecQuestion:
         status = Status.LAYOUT if layout else Status.WRONG
         trial = self.trials[0]
         point = {k: v for k, v in trial.sizes.items() if k in trial.dim_names.values()}
-        verdict = Verdict(
-            status, self.question, shown, ref_shown, Method.NUMERIC, detail,
-            Difference(point, got[0], refs[0]), findings,
-        )  # fmt: skip
+        verdict = Verdict(status, self.question, shown, ref_shown, Method.NUMERIC, detail)
+        verdict.difference = Difference(point, got[0], refs[0])
+        verdict.findings = findings
         if layout:
             verdict.hint = (
                 f"∂L/∂{self.wrt} has the shape of {self.wrt}: "
