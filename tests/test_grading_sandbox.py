@@ -92,8 +92,13 @@ def test_hard_exit_before_returning(ref, cases, tmp_path):
 
 def test_gigabytes_of_output_are_cut_off(ref, cases, tmp_path):
     report, r = run(ref, cases, tmp_path, "while True:\n    print('x' * 1000000)")
-    assert r.verdict is Verdict.CRASHED and "printed or returned more than 256 KiB" in r.detail
+    assert r.verdict is Verdict.CRASHED and "printed more than 256 KiB" in r.detail
     assert len(report.stdout) < 300_000
+
+
+def test_huge_arrays_returned_are_stopped(ref, cases, tmp_path):
+    _report, r = run(ref, cases, tmp_path, "return {'W1': np.zeros(10**7)}")
+    assert r.verdict is Verdict.CRASHED and "returned more than 64 MiB" in r.detail, r
 
 
 def test_huge_file_is_stopped(ref, cases, tmp_path):

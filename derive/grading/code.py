@@ -256,8 +256,11 @@ def _judge_run(ref, cases, run, entry, mapping, limits) -> list[GradResult]:
     if run.status is S.TIMED_OUT:
         return _all(ref, Verdict.TIMED_OUT, f"no answer within {limits.wall_seconds:g} s")
     if run.status is S.OUTPUT_LIMIT:
+        if "result" in run.notes:
+            cap = f"{limits.result_bytes >> 20} MiB"
+            return _all(ref, Verdict.CRASHED, f"stopped: returned more than {cap} of arrays")
         cap = f"{limits.output_bytes // 1024} KiB"
-        return _all(ref, Verdict.CRASHED, f"stopped: printed or returned more than {cap}")
+        return _all(ref, Verdict.CRASHED, f"stopped: printed more than {cap}")
     if run.status is S.FAILED_TO_START:
         raise RuntimeError(f"the sandbox did not start: {run.stderr}")
     if run.signal_name == "SIGXCPU":

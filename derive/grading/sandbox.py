@@ -92,7 +92,7 @@ class RunResult:
     result: bytes
     seconds: float
     isolation: str
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # OUTPUT_LIMIT: "output" or "result"
 
     @property
     def signal_name(self) -> str | None:
@@ -296,6 +296,7 @@ def _execute(
         result,
         seconds,
         isolation,
+        ["result"] if res.overflow else ["output"] if flooded.is_set() else [],
     )
 
 
