@@ -156,6 +156,15 @@ def test_map_renames_arguments(ref, cases, tmp_path):
     assert grade(ref, cases, tmp_path, renamed, mapping={"x": "X", "t": "Y"})[0].ok
 
 
+def test_params_and_batch_dicts_like_the_generated_module(ref, cases, tmp_path):
+    dicts = variant(
+        "def backward(x, t, W1, b1, W2, b2):\n",
+        "def backward(params, batch):\n    x, t = batch['x'], batch['t']\n"
+        "    W1, b1, W2, b2 = (params[n] for n in ('W1', 'b1', 'W2', 'b2'))\n",
+    )
+    assert grade(ref, cases, tmp_path, dicts)[0].ok
+
+
 def test_crash_shows_the_last_traceback_lines(ref, cases, tmp_path):
     _report, by = grade(ref, cases, tmp_path, variant("gh = gf @ W2", "gh = gf @ W2.T"))
     assert {r.verdict for r in by.values()} == {Verdict.CRASHED}

@@ -3,7 +3,9 @@
 The submission is a ``.py`` file or a folder. In a folder the file graded is the one whose
 top level defines the entry function (found with ``ast``, which reads and never runs the
 code); the folder's other files are importable from it. The entry is called with keyword
-arguments, one per declared input and parameter (renamed by ``--map SPEC=SUBMISSION``), and
+arguments, one per declared input and parameter (renamed by ``--map SPEC=SUBMISSION``), or,
+when it is declared as ``entry(params, batch)``, with those two dicts (the generated module's
+convention), and
 returns the gradients as a dict (keys: the parameter names, also accepted as ``dW1``,
 ``g_W1``, ``grad_W1``, ``dL_dW1``, ``W1_grad``) or as a tuple in the spec's parameter order.
 """
@@ -210,7 +212,8 @@ def _write_job(
     in_dir: Path, ref: Reference, cases: list[Case], file: str, entry: str, mapping: dict
 ) -> None:
     args = {mapping.get(n, n): n for n in (*ref.inputs, *ref.params)}
-    job = {"file": file, "entry": entry, "cases": len(cases), "args": args}
+    params = [mapping.get(n, n) for n in ref.params]
+    job = {"file": file, "entry": entry, "cases": len(cases), "args": args, "params": params}
     (in_dir / "job.json").write_text(json.dumps(job), encoding="utf-8")
     arrays = {}
     for k, case in enumerate(cases):

@@ -4,16 +4,17 @@ It is copied into the sandbox's read-only ``/in`` and run by the sandbox's own i
 it imports nothing but the standard library and NumPy (not derive). It reads:
 
 - ``$DERIVE_IN/job.json``: ``{"file": "hw.py", "entry": "backward", "cases": n,
-  "args": {argument name: input key}}``;
+  "args": {argument name: input key}, "params": [argument names that are parameters]}``;
 - ``$DERIVE_IN/inputs.npz``: for case ``k``, arrays ``c{k}.{key}``;
 
 calls ``entry(**{arg: inputs[f"c{k}.{key}"]})`` for each case (only the arguments the
-function declares, unless it takes ``**kwargs``), and writes one record per case
-to the descriptor ``$DERIVE_RESULT_FD``: ``b"DRV1"``, an 8-byte big-endian length, then an
-``.npz`` archive holding ``meta`` (JSON bytes) and the returned arrays ``r0, r1, ...``. The
-returned value is turned into float64 arrays here, inside the sandbox, so that no object of
-the submission ever reaches the grader. A record with ``"stage": "import"`` or ``"entry"``
-reports a submission that could not be imported or has no such function.
+function declares, unless it takes ``**kwargs``; ``entry(params, batch)`` gets two dicts),
+and writes one record per case to the descriptor ``$DERIVE_RESULT_FD``: ``b"DRV1"``, an
+8-byte big-endian length, then an ``.npz`` archive holding ``meta`` (JSON bytes) and the
+returned arrays ``r0, r1, ...``. The returned value is turned into float64 arrays here,
+inside the sandbox, so that no object of the submission ever reaches the grader. A record
+with ``"stage": "import"`` or ``"entry"`` reports a submission that could not be imported or
+has no such function.
 """
 
 import importlib.util
@@ -84,8 +85,9 @@ def _unpack(value):
     return kind, kept, arrays, notes
 
 
-def _accepted(entry, kwargs):
-    """The keyword arguments ``entry`` takes (all of them when it has ``**kwargs``)."""
+def _accepted(entry, kwargs, params_names):
+    """The keyword arguments ``entry`` takes (all of them when it has ``**kwargs``), or, for
+    ``entry(params, batch)`` in the generated module's style, the two dicts."""
     import inspect
 
     try:
@@ -94,6 +96,10 @@ def _accepted(entry, kwargs):
         return kwargs
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return kwargs
+    if {"params", "batch"} <= set(params) and not set(kwargs) & set(params):
+        theta = {k: v for k, v in kwargs.items() if k in params_names}
+        batch = {k: v for k, v in kwargs.items() if k not in params_names}
+        return {"params": theta, "batch": batch}
     return {k: v for k, v in kwargs.items() if k in params}
 
 
@@ -127,7 +133,7 @@ def main():
         return
     for k in range(job["cases"]):
         kwargs = {arg: inputs[f"c{k}.{key}"].copy() for arg, key in job["args"].items()}
-        kwargs = _accepted(entry, kwargs)
+        kwargs = _accepted(entry, kwargs, job["params"])
         try:
             value = entry(**kwargs)
         except BaseException as exc:
