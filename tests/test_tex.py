@@ -90,7 +90,7 @@ def test_lecture_forms(derivations):
     assert r"\odot \left(\mathbf{1} - " in delta.rows[-1].latex
     f_rows = _display(doc, "f", "matrix")[0].rows
     assert f_rows[-1].latex == r"\mathbf{p} - \mathbf{t}"
-    assert r"\sum t = 1" in f_rows[-1].fact
+    assert r"$\sum_{n} t_{n} = 1$ (one-hot target)" in f_rows[-1].fact
     w1 = _display(doc, "W1", "matrix")[0]
     assert w1.boxed
     assert [r.latex for r in w1.rows] == [

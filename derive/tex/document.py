@@ -249,7 +249,7 @@ class Walker:
             if rows and expr == rows[-1].expr:
                 continue
             kind = "chain" if step.kind is StepKind.CHAIN_RULE else "rewrite"
-            fact = fact_tex(step, self.ctx.symbol)
+            fact = fact_tex(step, self.ctx.symbol, self.tex)
             rows.append(Row(kind, name, expr, self.row_tex(expr), fact))
         rows = _without_round_trips(rows)
         staged = self.staged(name)
@@ -441,8 +441,9 @@ GENERIC = ("expand and collect sums", "collect into one fraction", "cancel commo
 """Algebra every row may use; named only when it is the whole step."""
 
 
-def fact_tex(step: Step, symbol=None) -> str:
-    """The fact behind a step as LaTeX text, node names as their symbols (``$\\hat{x}$``)."""
+def fact_tex(step: Step, symbol=None, tex=None) -> str:
+    """The fact behind a step as LaTeX text, node names as their symbols (``$\\hat{x}$``), a
+    constraint as its equation (``$\\sum_n t_n = 1$ (one-hot target)``) when ``tex`` prints."""
     sym = symbol or (lambda name: rf"\mathrm{{{name}}}")
     match step.kind:
         case StepKind.FOLD:
@@ -458,7 +459,9 @@ def fact_tex(step: Step, symbol=None) -> str:
             parts.append(f"definition of ${sym(entry.subject)}$")
         else:
             target = entry.reason.value.replace("_", "-")
-            parts.append(rf"$\sum {sym(entry.subject)} = 1$ ({target})")
+            eq = entry.equation()
+            math = f"{tex(eq.lhs)} = {tex(eq.rhs)}" if tex else rf"\sum {sym(entry.subject)} = 1"
+            parts.append(rf"${math}$ ({target})")
     return "; ".join(dict.fromkeys(parts))
 
 
