@@ -53,9 +53,9 @@ def forward(params, batch):
     t = batch["t"]
     B = x.shape[0]
     z1 = x @ W1.T  # (B, m)
-    d2 = -(z1.sum(axis=0)) / B + z1  # (B, m)
-    std = np.sqrt((np.einsum("ab,ab->b", d2, d2)) / B + eps)  # (m,)
-    xhat = d2 / std  # (B, m)
+    z_centered = -(z1.sum(axis=0)) / B + z1  # (B, m)
+    std = np.sqrt((np.einsum("ab,ab->b", z_centered, z_centered)) / B + eps)  # (m,)
+    xhat = z_centered / std  # (B, m)
     y1 = gamma * xhat + beta  # (B, m)
     h1 = np.tanh(y1)  # (B, m)
     f = (h1 @ W2.T) + b2  # (B, k)
@@ -108,7 +108,7 @@ def backward(params, batch, cache, g_loss=None):
     g_gamma = np.einsum("ab,ab->b", g_y1, xhat)  # (m,)
     # g_z1[b, j] = (B*g_y1[b, j] - xhat[b, j]*Sum(g_y1[b_1, j]*xhat[b_1, j], (b_1, 1, B)) -
     # Sum(g_y1[b_1, j], (b_1, 1, B)))*gamma[j]/(B*std[j])
-    g_z1 = (B * g_y1 - g_gamma * xhat - g_beta) * gamma / (B * std)  # (B, m)
+    g_z1 = (B * g_y1 - g_gamma * xhat - g_beta) * (gamma / (B * std))  # (B, m)
     # g_b2[n] = Sum(g_f[b_1, n], (b_1, 1, B))
     g_b2 = g_f.sum(axis=0)  # (k,)
     # g_W2[n, j] = Sum(g_f[b_1, n]*h1[b_1, j], (b_1, 1, B))

@@ -75,6 +75,9 @@ class NumPyIndexPrinter(StrPrinter):
                 denom.append(f.base if f.exp == -1 else sp.Pow(f.base, -f.exp, evaluate=False))
             else:
                 numer.append(f)
+        grouped = self._small_first(numer, denom)
+        if grouped is not None:
+            return sign + grouped
         top = " * ".join(self.parenthesize(f, prec, strict=False) for f in numer) or "1"
         if not denom:
             return sign + top
@@ -82,6 +85,33 @@ class NumPyIndexPrinter(StrPrinter):
         if len(denom) > 1:
             bottom = f"({bottom})"
         return f"{sign}{top} / {bottom}"
+
+    def _small_first(self, numer: list[sp.Expr], denom: list[sp.Expr]) -> str | None:
+        """``big * (gamma / (B * std))``: factors on fewer axes combined before the full array.
+
+        NumPy evaluates left to right, so ``X * gamma / (B * std)`` makes two passes over
+        ``X``'s (B, m) entries; grouping the (m,) factors makes one.
+        """
+        if len(self.target) < 2:
+            return None
+        full = set(self.target)
+
+        def small(f: sp.Expr) -> bool:
+            return not (f.free_symbols & full) >= full
+
+        big = [f for f in numer if not small(f)]
+        few = [f for f in numer if small(f)]
+        if len(few) + len(denom) < 2 or not big or any(not small(f) for f in denom):
+            return None
+        if not any(f.has(Indexed) for f in denom):
+            return None  # only a division by an array (batch norm's std) is worth moving
+        prec = PRECEDENCE["Mul"]
+        left = " * ".join(self.parenthesize(f, prec, strict=False) for f in big)
+        if not few:
+            bottom = " * ".join(self.parenthesize(f, prec, strict=False) for f in denom)
+            return f"{left} / ({bottom})"
+        inner = self._print(sp.Mul(*few) / sp.Mul(*denom))
+        return f"{left} * ({inner})"
 
     def _print_Indexed(self, e: Indexed) -> str:
         return align(e.base.label.name, list(e.indices), self.target)
@@ -256,6 +286,33 @@ class SpecPrinter(StrPrinter):
         """Added terms before subtracted ones: ``yhat - y``, ``p - t``."""
         key = lambda t: (t.could_extract_minus_sign(), sp.default_sort_key(t))  # noqa: E731
         return sorted(expr.args, key=key)
+
+    def _small_first(self, numer: list[sp.Expr], denom: list[sp.Expr]) -> str | None:
+        """``big * (gamma / (B * std))``: factors on fewer axes combined before the full array.
+
+        NumPy evaluates left to right, so ``X * gamma / (B * std)`` makes two passes over
+        ``X``'s (B, m) entries; grouping the (m,) factors makes one.
+        """
+        if len(self.target) < 2:
+            return None
+        full = set(self.target)
+
+        def small(f: sp.Expr) -> bool:
+            return not (f.free_symbols & full) >= full
+
+        big = [f for f in numer if not small(f)]
+        few = [f for f in numer if small(f)]
+        if len(few) + len(denom) < 2 or not big or any(not small(f) for f in denom):
+            return None
+        if not any(f.has(Indexed) for f in denom):
+            return None  # only a division by an array (batch norm's std) is worth moving
+        prec = PRECEDENCE["Mul"]
+        left = " * ".join(self.parenthesize(f, prec, strict=False) for f in big)
+        if not few:
+            bottom = " * ".join(self.parenthesize(f, prec, strict=False) for f in denom)
+            return f"{left} / ({bottom})"
+        inner = self._print(sp.Mul(*few) / sp.Mul(*denom))
+        return f"{left} * ({inner})"
 
     def _print_Indexed(self, e: Indexed) -> str:
         name = e.base.label.name

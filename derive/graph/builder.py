@@ -15,7 +15,7 @@ from sympy import Sum, Symbol
 
 from derive.errors import SpecError, suggest
 from derive.graph.labels import Labels
-from derive.graph.nodes import BATCH, Graph, Node, atom_name, entry
+from derive.graph.nodes import BATCH, Graph, Node, atom_name, entry, split_sum
 from derive.graph.penalties import add_penalties
 from derive.graph.reductions import axes_of, count, reduce
 from derive.lang import expr as P
@@ -252,7 +252,8 @@ class Builder:
         for node in self.nodes[self._equation_start :]:
             if node.meta.get("preactivation") and not node.user:
                 old = node.name
-                renamed.update(self._rename(node, self.fresh(f"z_{name}")))
+                stem = node.meta.get("stem", "z")
+                renamed.update(self._rename(node, self.fresh(f"{stem}_{name}")))
                 for other in self.nodes[self._equation_start :]:
                     if other.name.endswith(f"_{old}") and not other.user:
                         stem = other.name[: -len(old)] + node.name
@@ -413,6 +414,8 @@ class Builder:
                 node = self.node_of(t) if isinstance(t, Tensor) else None
                 if node is not None and node.expr is not None and node.batched:
                     node.meta["stage"] = True
+                    if t is not out and not node.user:  # named after the equation: z_h, y_h
+                        node.meta["preactivation"] = True
         return out
 
     def _call(self, op: str, *args: object, **kwargs: object) -> Tensor:
@@ -508,12 +511,25 @@ class Builder:
             return Tensor(self, fn(a.expr, *extra), ())  # sqrt(d): a number, not a value
         node = self.node_of(a)
         contracted = [n.base for n in self.nodes if n.kind == "contraction"]
+        variance = op == "sqrt" and self._is_variance(a.expr)
         if node is None and a.expr.has(Sum, *contracted):
             a = self.materialize(a, PREACTIVATION)  # z = W @ x + b: its adjoint is shared
             node = self.node_of(a)
             node.meta["preactivation"] = True
-        stem = op if node is None else f"{op}_{node.name}"
+            if variance:
+                node.meta["stem"] = "var"
+        stem = "std" if variance else op if node is None else f"{op}_{node.name}"
         return self.add_node(fn(a.expr, *extra), a.dims, stem, op=op)
+
+    def _is_variance(self, expr: sp.Expr) -> bool:
+        """Whether ``expr`` holds a mean of squares (``batch_mean((z - mu)**2) + eps``)."""
+        names = {atom_name(a) for a in expr.atoms(sp.Indexed, Symbol)}
+        for n in self.nodes:
+            if n.name in names and n.kind == "contraction":
+                coeff, body, _ = split_sum(n.expr)
+                if coeff != 1 and body.is_Pow and body.exp == 2:
+                    return True
+        return False
 
     def _argument(self, a: Tensor) -> Tensor:
         """A macro argument as a node of its own (the caller's value, not the macro's)."""
@@ -542,6 +558,9 @@ class Builder:
         for node in self.nodes[first:]:
             if not node.meta.get("preactivation"):
                 node.meta.setdefault("macro", op)
+        out = self.view_node(result)
+        if out in self.nodes[first:]:  # y of batchnorm, p of softmax: its name when nested
+            out.meta.setdefault("stem", stmts[-1][0] if stmts[-1][0] != "out" else op)
         return result
 
     def _macro_body(self, stmts, env: dict[str, Tensor]) -> Tensor:
