@@ -112,7 +112,9 @@ def local_derivative(y: Node, body: sp.Expr, occ: sp.Expr) -> tuple[sp.Expr, Ste
     """
     x = _X
     # every other entry a real symbol too: Abs(w - x) then differentiates to sign(w - x)
-    others = {o: sp.Dummy(real=True) for o in body.atoms(Indexed) if o != occ}
+    # (the same placeholders every time, so that _diff's cache serves every layer)
+    rest = sorted((o for o in body.atoms(Indexed) if o != occ), key=str)
+    others = {o: _placeholder(k) for k, o in enumerate(rest)}
     b = body.xreplace(others).xreplace({occ: x})
     zform = _diff(b)
     d = zform
@@ -155,4 +157,10 @@ def _restore_step(step: Step | None, x: sp.Dummy, occ: sp.Expr, others: dict) ->
 
 
 def _restore(d: sp.Expr, x: sp.Dummy, occ: sp.Expr, others: dict) -> sp.Expr:
-    return d.xreplace({x: occ}).xreplace({v: k for k, v in others.items()})
+    return d.xreplace({x: occ, **{v: k for k, v in others.items()}})
+
+
+@lru_cache(maxsize=64)
+def _placeholder(k: int) -> sp.Symbol:
+    """A real symbol standing for the k-th other entry of a body (never a spec name)."""
+    return sp.Symbol(f"_o{k}", real=True)

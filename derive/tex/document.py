@@ -100,7 +100,7 @@ def context(d: Derivation, names: Names) -> Context:
         ctx.rank[n.name] = kinds.get(n.kind, 3 if n.user else 5)
         ctx.rank["g_" + n.name] = 1
     for n in g.nodes:
-        if n.meta.get("macro") == "batchnorm" and re.fullmatch(r"v\d*", n.name):
+        if n.meta.get("macro") == "batchnorm" and re.fullmatch(r"var\d*", n.name):
             ctx.names = replace(ctx.names, overrides={n.name: r"\sigma^{2}", **ctx.names.overrides})
         if (
             not n.user
