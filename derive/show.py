@@ -17,6 +17,7 @@ from derive.autodiff.adjoint import Derivation, adjoint_atom, adjoint_name
 from derive.autodiff.canon import Canon, merge_sums, size, tables_for
 from derive.autodiff.steps import Step, StepKind
 from derive.emit.printers import SpecPrinter
+from derive.graph.dropout import MASK_ROLE, mask_expectation
 from derive.graph.labels import inline_nodes, instantiate
 from derive.graph.nodes import Node, atom_name
 from derive.lang.naming import gradient_of
@@ -120,6 +121,8 @@ def show_json(d: Derivation, parsable: bool = True) -> dict[str, Any]:
             entry["adjoint"] = spec_str(full_adjoint(d, node.name, memo), parsable)
             entry["staged"] = spec_str(seeded(d, adj.expr), parsable)
             entry["steps"] = [j for _, j in shown_steps(d, node.name, parsable)]
+        if node.meta.get("role") == MASK_ROLE:
+            entry["dropout"] = dropout_fact(g, node)
         nodes[node.name] = entry
     return {
         "name": g.name,
@@ -136,6 +139,13 @@ def show_text(d: Derivation) -> str:
     rank = {"value": 0, "param": 1, "input": 2}
     ordered = sorted(data["nodes"].items(), key=lambda kv: rank[kv[1]["kind"]])
     for name, e in ordered:
+        if "dropout" in e:
+            f = e["dropout"]
+            lines.append(f"{name}: dropout mask of {f['of']} (drop p = {f['drop']})")
+            lines.append(
+                f"  E[{name}] = {f['outcomes']} = {f['expectation']}, so {f['consequence']}"
+            )
+            lines.append("")
         if e["kind"] == "input" and "adjoint" not in e:
             continue
         lines.append(f"{name} = {e.get('equation', e['forward'])}")
@@ -151,3 +161,18 @@ def show_text(d: Derivation) -> str:
                 lines.append(f"    {s['rule']}: {s['after']}{note}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def dropout_fact(g, node) -> dict[str, Any]:
+    """E[mask] over its two outcomes, worked out by SymPy, and what it gives: E[h'] = h."""
+    p = sp.Symbol("p", positive=True)
+    outcomes, value = mask_expectation(p)
+    user = next((c.name for c in g.consumers()[node.name] if c.user), None)
+    of = node.meta.get("of") or "h"
+    return {
+        "of": of,
+        "drop": node.meta["drop"],
+        "outcomes": sp.sstr(outcomes, order="none").replace("*", "·"),
+        "expectation": str(value),
+        "consequence": f"E[{user or of + chr(39)}] = {of}" if value == 1 else "E[h'] != h",
+    }

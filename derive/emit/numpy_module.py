@@ -20,6 +20,7 @@ from sympy import Indexed, Symbol
 from derive.autodiff.adjoint import Derivation, adjoint_atom, adjoint_name
 from derive.emit.printers import NumPyIndexPrinter
 from derive.emit.templating import py_literal, render_template
+from derive.graph.dropout import MASK_ROLE
 from derive.graph.labels import definition_at, inline_nodes
 from derive.graph.nodes import BATCH, Graph, Node, atom_name
 from derive.ops.functions import sigmoid, softplus
@@ -88,6 +89,7 @@ class Module:
     forward_reads: list[str] = field(default_factory=list)
     backward_reads: list[str] = field(default_factory=list)
     cache_reads: list[str] = field(default_factory=list)
+    dropout: dict[str, tuple[str | None, float]] = field(default_factory=dict)
 
 
 def stable_log(arg: sp.Expr, graph: Graph) -> sp.Expr | None:
@@ -230,6 +232,11 @@ def build_module(d: Derivation) -> Module:
     mod.forward_reads = [n for n in leaves if n in fwd_words]
     mod.backward_reads = [n for n in leaves if n in back_words]
     mod.cache_reads = [n for n in mod.cache if n in back_words]
+    mod.dropout = {
+        n: (node.meta.get("of"), node.meta["drop"])
+        for n, node in g.inputs.items()
+        if node.meta.get("role") == MASK_ROLE
+    }
     return mod
 
 

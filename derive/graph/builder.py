@@ -14,6 +14,7 @@ import sympy as sp
 from sympy import Sum, Symbol
 
 from derive.errors import SpecError, suggest
+from derive.graph.dropout import add_dropout
 from derive.graph.labels import Labels
 from derive.graph.nodes import BATCH, Graph, Node, atom_name, entry, split_sum
 from derive.graph.penalties import add_penalties
@@ -452,6 +453,8 @@ class Builder:
             node.nograd = True
             node.meta.pop("no_derivative", None)  # stop(max(f)): no gradient asked for
             return t
+        if op == "dropout":
+            return add_dropout(self, ts[0], kwargs["drop"])
         if op in ELEMENTWISE:
             return self.elementwise(op, ts[0], kwargs)
         if op in MACROS:

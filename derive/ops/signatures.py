@@ -109,6 +109,11 @@ BUILTIN_OPS: dict[str, OpSig] = {
     # batch-coupled
     "batch_mean": OpSig(("a",), doc="mean over the batch axis"),
     "batchnorm": OpSig(("z", "gamma", "beta"), {"eps": 1e-5}, doc="batch normalization"),
+    "dropout": OpSig(
+        ("h",),
+        {"drop": 0.5},
+        doc="inverted dropout: zero with probability drop, else h / (1 - drop); identity in eval",
+    ),
     # no derivative: rejected on a path to the loss
     "argmax": OpSig(
         ("a",), {"axis": -1}, doc="index of the largest entry along axis (not differentiable)"

@@ -151,6 +151,8 @@ def random_batch(module: Any, sizes: Mapping[str, int], size: int, seed: int) ->
     rng = np.random.default_rng(seed)
     batch = {}
     for name, (shape, kind) in module.INPUTS.items():
+        if name in getattr(module, "DROPOUT", {}):
+            continue  # the module draws its own dropout masks
         dims = tuple(d if isinstance(d, int) else sizes[d] for d in shape)
         if kind == "one_hot":
             k = dims[-1]

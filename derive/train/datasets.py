@@ -46,7 +46,10 @@ class Roles:
 
     @classmethod
     def of(cls, module: Any, where: str) -> Roles:
-        inputs: Mapping[str, tuple[tuple[str | int, ...], str]] = module.INPUTS
+        masks = getattr(module, "DROPOUT", {})  # made by the module itself
+        inputs: Mapping[str, tuple[tuple[str | int, ...], str]] = {
+            n: v for n, v in module.INPUTS.items() if n not in masks
+        }
         if len(inputs) != 2:
             raise SpecError(
                 f"training needs exactly two inputs (features and targets); "

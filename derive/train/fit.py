@@ -3,8 +3,10 @@
 Each epoch reshuffles the training set (seeded), takes one optimizer step per mini-batch
 on ``module.loss_and_grad`` with the scheduled learning rate ``epsilon_k`` (k counts steps),
 then evaluates the mean per-example loss and the accuracy on the whole training and
-validation sets. Early stopping watches the validation loss: after ``patience`` epochs
-without a new best, training stops, and the parameters of the best epoch are returned.
+validation sets. A module with dropout trains with masks drawn from (seed, step) and is
+evaluated in its evaluation mode (masks of ones: the identity). Early stopping watches the
+validation loss: after ``patience`` epochs without a new best, training stops, and the
+parameters of the best epoch are returned.
 
 Accuracy is reported for one-hot targets: ``argmax`` of the last cached value shaped like
 the target (probabilities or logits: the argmax is the same) against ``argmax t``.
@@ -85,12 +87,19 @@ class Progress:
         pass
 
 
+def _eval_mode(module: Any) -> dict[str, Any]:
+    """Keyword arguments that put a module with dropout in evaluation mode."""
+    return {"train": False} if getattr(module, "DROPOUT", None) else {}
+
+
 def prediction_name(module: Any, params: Arrays, data: Dataset, roles: Roles) -> str | None:
     """The last cached value shaped like the one-hot target, whose argmax is the prediction."""
     if roles.t_kind != "one_hot":
         return None
     probe = data.subset(np.arange(min(len(data), 2)))
-    _loss, cache = module.forward(params, {roles.x: probe.X, roles.t: probe.T})
+    _loss, cache = module.forward(
+        params, {roles.x: probe.X, roles.t: probe.T}, **_eval_mode(module)
+    )
     names = [
         n
         for n, v in cache.items()
@@ -102,8 +111,9 @@ def prediction_name(module: Any, params: Arrays, data: Dataset, roles: Roles) ->
 def evaluate(
     module: Any, params: Arrays, data: Dataset, roles: Roles, pred: str | None
 ) -> tuple[float, float | None]:
-    """(mean per-example loss, accuracy or None) on the whole of ``data``."""
-    _loss, cache = module.forward(params, {roles.x: data.X, roles.t: data.T})
+    """(mean per-example loss, accuracy or None) on the whole of ``data``; dropout off."""
+    batch = {roles.x: data.X, roles.t: data.T}
+    _loss, cache = module.forward(params, batch, **_eval_mode(module))
     loss = float(np.mean(cache[module.LOSS]))
     if pred is None:
         return loss, None
@@ -128,6 +138,7 @@ def fit(
     theta = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
     rng = np.random.default_rng(settings.seed)
     pred = prediction_name(module, theta, train, roles)
+    dropout = bool(getattr(module, "DROPOUT", None))
     history = History(params=theta)
     best_loss = np.inf
     n = len(train)
@@ -138,7 +149,12 @@ def fit(
         for b, begin in enumerate(range(0, n, settings.batch_size), start=1):
             idx = order[begin : begin + settings.batch_size]
             batch = {roles.x: train.X[idx], roles.t: train.T[idx]}
-            loss, grads = module.loss_and_grad(theta, batch)
+            if dropout:  # fresh masks every step, reproducible from the seed
+                loss, grads = module.loss_and_grad(
+                    theta, batch, seed=(settings.seed, history.steps)
+                )
+            else:
+                loss, grads = module.loss_and_grad(theta, batch)
             lr = schedule.lr(history.steps)
             theta = optimizer.step(theta, grads, lr=lr)
             history.steps += 1
