@@ -45,13 +45,28 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser; ``arguments_from`` names a module whose ``add_arguments`` it runs
+    when the command is the one given (``derive gen`` need not import LaTeX and NumPy)."""
+
+    arguments_from: str | None = None
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self.arguments_from:
+            import importlib
+
+            module, self.arguments_from = self.arguments_from, None
+            importlib.import_module(module).add_arguments(self)
+        return super().parse_known_args(args, namespace)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="derive",
         description="Derive neural-network gradients symbolically, emit NumPy, check it.",
     )
     p.add_argument("--version", action="version", version=f"derive {__version__}")
-    sub = p.add_subparsers(required=True, metavar="COMMAND")
+    sub = p.add_subparsers(required=True, metavar="COMMAND", parser_class=_CommandParser)
     gen = sub.add_parser("gen", help="write generated/NAME.py for each spec")
     gen.add_argument("specs", nargs="+", metavar="SPEC")
     gen.add_argument("-o", "--out", default="generated", help="output folder (default generated/)")
@@ -76,10 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     show.set_defaults(run=cmd_show)
     tex = sub.add_parser("tex", help="write the derivation as LaTeX (Beamer, article, Markdown)")
-    from derive.tex.command import add_arguments
-
-    add_arguments(tex)
     tex.set_defaults(run=cmd_tex)
+    tex.arguments_from = "derive.tex.command"  # its options load only when tex is the command
     demo = sub.add_parser("demo", help="derive, emit, check and train the bundled classifier")
     demo.add_argument("-o", "--out", default=None, help="keep the generated module in this folder")
     demo.add_argument("--epochs", type=_count(1), default=30, help="training epochs (default 30)")
