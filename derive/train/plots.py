@@ -78,6 +78,7 @@ def gradient_flow(
     for name, points in series.items():
         ax.plot(range(1, len(points) + 1), [v for _, v in points], "o-", ms=4, label=name)
     ax.set_yscale("log")
+    ax.set_xticks(range(1, max((len(p) for p in series.values()), default=1) + 1))
     ax.set_xlabel("layer (1 = nearest the input)")
     ax.set_ylabel("||dL/dW|| at initialization")
     ax.grid(alpha=0.3, which="both")
