@@ -45,6 +45,7 @@ def test_reference_values_are_the_generated_backward(questions, tmp_path) -> Non
         ("f", "p - t"),
         ("f", r"\hat{y} - t"),
         ("f", r"p - t \sum_j p_j"),
+        ("f", r"\hat{y}_j - t_j"),
         ("W2", "(p - t) h_1^T"),
         ("W2", r"(\mathbf{p} - \mathbf{t}) \mathbf{h}_1^\top"),
         ("W2", "(p - t) @ h1.T"),

@@ -22,7 +22,7 @@ from derive.answers.numeric import Evaluator, ShapeError, shape_text
 from derive.answers.reader import read
 from derive.answers.scalar import BadQuestion, located, read_definitions, reading
 from derive.answers.symbolic import latex, mathml
-from derive.answers.tree import AnswerError, Name, Tree, substitute, unknown_names
+from derive.answers.tree import AnswerError, Name, Tree, drop_free_index, substitute, unknown_names
 from derive.answers.values import Trial, make_trial
 from derive.answers.verdict import Difference, Method, Reading, Status, Verdict
 from derive.autodiff.adjoint import Derivation, adjoint_name
@@ -147,6 +147,9 @@ class SpecQuestion:
             return Verdict(Status.UNREADABLE, question, error=located(err), hint=err.hint)
         shown = reading(tree, matrix=True)
         unknown = unknown_names(tree, known)
+        entrywise = drop_free_index(tree, known) if unknown else None
+        if entrywise is not None:  # p_j - t_j: the components of p - t
+            tree, unknown = entrywise, []
         if unknown:
             hint = f"the spec's names: {', '.join(sorted(known))}"
             return Verdict(

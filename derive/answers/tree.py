@@ -160,6 +160,20 @@ def unknown_names(tree: Tree, known: set[str]) -> list[str]:
     return list(out)
 
 
+def drop_free_index(tree: Tree, known: set[str]) -> Tree | None:
+    """``\\hat{y}_j - y_j`` as the vector ``yhat - y``: one free index on known names.
+
+    None unless every unknown name is a known name followed by the same index letter.
+    """
+    unknown = unknown_names(tree, known)
+    letters = {n[-1] for n in unknown}
+    if not unknown or len(letters) != 1 or not letters.pop().isalpha():
+        return None
+    if not all(len(n) > 1 and n[:-1] in known for n in unknown):
+        return None
+    return substitute(tree, {n: Name(n[:-1]) for n in unknown})
+
+
 def substitute(tree: Tree, table: dict[str, Tree]) -> Tree:
     """``tree`` with names replaced by trees (definitions such as ``\\hat{y} = ...``)."""
     if isinstance(tree, Name):
