@@ -118,6 +118,8 @@ def test_unknown_names_and_bad_nodes(questions) -> None:
         SpecQuestion.load(SPEC, "q")
     with pytest.raises(BadQuestion):
         SpecQuestion.load("examples/missing.toml", "f")
+    with pytest.raises(BadQuestion, match="examples interact"):
+        SpecQuestion.load("examples/mlp_batchnorm.toml", "W1")
 
 
 def test_cli_spec_mode(capsys) -> None:

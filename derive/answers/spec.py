@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sympy import Sum
 
 from derive.answers.diagnose import Context, diagnose, same
 from derive.answers.numeric import Evaluator, ShapeError, shape_text
@@ -27,7 +28,7 @@ from derive.answers.values import Trial, make_trial
 from derive.answers.verdict import Difference, Method, Reading, Status, Verdict
 from derive.autodiff.adjoint import Derivation, adjoint_name
 from derive.errors import SpecError
-from derive.graph.nodes import Node
+from derive.graph.nodes import BATCH, Node
 from derive.lang.naming import gradient_of
 from derive.show import full_adjoint, spec_str
 
@@ -90,6 +91,11 @@ class SpecQuestion:
             node = read(wrt)
         except AnswerError:
             node = None
+        if interacting(d):
+            raise BadQuestion(
+                f"{spec_name}: examples interact (batch statistics), so a question about one "
+                "example's loss is not defined; derive verify code judges batch gradients"
+            )
         choices = questions(d)
         if not isinstance(node, Name) or node.id not in choices:
             raise BadQuestion(f"--wrt {wrt}: not a value of the spec ({', '.join(choices)})")
@@ -212,6 +218,20 @@ def _derived(spec: str | Path) -> Derivation:
 _DERIVED: dict[tuple[str, int], Derivation] = {}
 
 
+def interacting(d: Derivation) -> bool:
+    """Whether a value sums over the batch (batch norm): examples are then not independent."""
+    g = d.graph
+    return any(
+        g.labels.dim_of(limit[0]) == BATCH
+        for n in g.nodes
+        if n.expr is not None
+        for total in n.expr.atoms(Sum)
+        for limit in total.limits
+    )
+
+
 def questions(d: Derivation) -> list[str]:
     """Nodes a question may ask about: user-named values and parameters with an adjoint."""
+    if interacting(d):
+        return []
     return [n.name for n in d.graph.nodes if n.user and n.name in d.adjoints]
