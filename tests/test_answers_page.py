@@ -24,7 +24,7 @@ UNREADABLE = r"\input{/etc/passwd}"
 
 @pytest.fixture(scope="module")
 def base_url():
-    server = make_server([SPEC], port=0)
+    server = make_server([SPEC, Path("examples/mlp_batchnorm.toml")], port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -48,6 +48,7 @@ def test_questions_are_links(base_url) -> None:
     status, html = get(base_url + "/")
     assert status == 200
     assert 'href="/?spec=mlp_softmax&amp;wrt=W2"' in html
+    assert "examples interact (batch statistics)" in html
     status, html = get(url(base_url, spec="mlp_softmax", wrt="W2"))
     assert status == 200 and "∂L/∂W2 for one example of mlp_softmax" in html
     assert "<code>p = softmax(f)</code>" in html

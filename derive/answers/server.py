@@ -66,7 +66,8 @@ class Site:
             links = [
                 {"wrt": w, "href": "/?" + urlencode({"spec": name, "wrt": w})} for w in questions(d)
             ]
-            out.append({"name": name, "questions": links})
+            note = "" if links else "examples interact (batch statistics): no per-example questions"
+            out.append({"name": name, "questions": links, "note": note})
         return out
 
     def equations(self, spec: str) -> list[str]:
