@@ -144,8 +144,17 @@ RESERVED_NAMES = frozenset(
         "DIMS",
         "INPUTS",
         "PARAMS",
-        # a Python name the generated module calls at module level
+        "DROPOUT",
+        "with_dropout",
+        # Python built-ins the generated module reads (a spec name would shadow them)
         "ValueError",
+        "bool",
+        "dict",
+        "isinstance",
+        "len",
+        "next",
+        "str",
+        "zip",
     }
 )
 """Names a spec may not declare; ``g_`` and ``_`` prefixes are reserved too (gradients, helpers)."""
