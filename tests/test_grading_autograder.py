@@ -14,6 +14,7 @@ import pytest
 from grading_samples import GOOD
 
 from derive.cli import main
+from derive.grading import sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 MLP = ROOT / "examples" / "mlp_softmax.toml"
@@ -88,7 +89,9 @@ def test_bundle_installs_and_grades_like_gradescope(tmp_path, capsys):
         encoding="utf-8",
     )
     result = run_autograder(root, env)
-    assert result["score"] == 0.0  # crashed: the write fails inside the sandbox
+    if sandbox.bwrap_status()[0]:
+        assert result["score"] == 0.0  # crashed: the results folder is not in the sandbox
+    assert result["tests"]  # whatever it wrote, the grader's results file replaced it
     (root / "submission" / "hw.py").write_text(
         renamed.replace('"b2": gf.sum(0)', '"b2": -gf.sum(0)'), encoding="utf-8"
     )

@@ -63,8 +63,9 @@ def test_a_class_with_hostile_submissions(tmp_path, capsys):
     (subs / "carol.py").write_text(GOOD.replace('"b2": gf.sum(0)', '"b2": -gf.sum(0)'))
     (subs / "notes.txt").write_text("not a submission", encoding="utf-8")
     attacks = hostile(out)
-    if not sandbox.bwrap_status()[0] and os.getuid() == 0:
-        del attacks["forkbomb"]  # without bwrap a root grader may not enforce the process limit
+    if not sandbox.bwrap_status()[0]:  # what only bubblewrap stops (see sandbox.protection)
+        for name in ("forkbomb", "snoop", "tamper"):
+            del attacks[name]
     for name, text in attacks.items():
         (subs / f"{name}.py").write_text(text, encoding="utf-8")
     args = ["grade", str(MLP), str(subs), "--out", str(out), "--jobs", "2", "--timeout", "4"]
@@ -98,7 +99,8 @@ def test_a_class_with_hostile_submissions(tmp_path, capsys):
         r = result(name)
         assert r["score"] == 0.0, (name, r)
         assert words in r["tests"][0]["output"], (name, r["tests"][0]["output"])
-    assert "sha256" not in result("snoop")["output"]  # the spec's text never came back
+    if "snoop" in attacks:
+        assert "sha256" not in result("snoop")["output"]  # the spec's text never came back
     assert not Path("/autograder/results/results.json").exists() or os.getuid() != 0
     rows = list(csv.DictReader((out / "summary.csv").open()))
     assert [r["student"] for r in rows] == sorted(["alice", "bob", "carol", *expect])

@@ -52,7 +52,8 @@ def protection() -> str:
         return f"sandbox: bubblewrap (no network, read-only system, no grader files) + {limits}"
     return (
         f"sandbox: WARNING {why}; submissions run only with {limits} and a separate process "
-        "group, and CAN read files the grader can read and use the network "
+        "group, and CAN read (and, without a uid of their own, write) the grader's files and "
+        "use the network "
         "(install bubblewrap: apt-get install bubblewrap)"
     )
 
