@@ -295,3 +295,20 @@ def test_the_command_refuses_to_show_a_wrong_step(monkeypatch, tmp_path, capsys)
     assert main(["tex", TOY, "-o", str(out)]) == 3
     assert "does not hold" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_names_as_lectures_write_them():
+    from derive.tex.names import Names
+
+    n = Names()
+    assert [n.symbol(x) for x in ("W1", "yhat", "gamma", "Wq", "lam")] == [
+        "W^{(1)}",
+        r"\hat{y}",
+        r"\gamma",
+        "W_{q}",
+        r"\lambda",
+    ]
+    assert n.symbol("W1", bold=True) == r"\mathbf{W}^{(1)}"
+    assert Names(layer="sub").symbol("W1") == "W_{1}"
+    assert Names(bold=False).symbol("x", bold=True) == "x"
+    assert Names(overrides={"W1": r"\mathbf{W}^{[1]}"}).symbol("W1") == r"\mathbf{W}^{[1]}"

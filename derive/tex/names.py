@@ -19,6 +19,7 @@ GREEK = {
     "Phi", "Psi", "Omega",
 }  # fmt: skip
 ALIASES = {"eps": "epsilon", "lam": "lambda"}
+_SUBSCRIPTED = re.compile(r"([A-Z])([a-z]{1,2})")
 _SPLIT = re.compile(r"^(?P<stem>[A-Za-z]+?)(?P<hat>hat)?_?(?P<num>\d+)?$")
 
 
@@ -37,6 +38,8 @@ class Names:
         """
         if name in self.overrides:
             return self.overrides[name]
+        if m := _SUBSCRIPTED.fullmatch(name):  # Wq -> W_q, as attention is written
+            return f"{self.symbol(m[1], bold, capital)}_{{{m[2]}}}"
         m = _SPLIT.match(name)
         if m is None and "_" in name.strip("_"):
             stem, rest = name.split("_", 1)
