@@ -146,6 +146,10 @@ RESERVED_NAMES = frozenset(
         "PARAMS",
         "DROPOUT",
         "with_dropout",
+        # the mode arguments of a dropout module's forward (a constant of that name would be
+        # shadowed inside it)
+        "train",
+        "seed",
         # Python built-ins the generated module reads (a spec name would shadow them)
         "ValueError",
         "bool",
