@@ -151,6 +151,12 @@ CASES: dict[str, Case] = {
         params=BN_PARAMS,
         values=(("gamma", GAMMA), ("beta", BETA)),
     ),
+    "dropout": Case(
+        'L = "sum(t * dropout(x + w, drop=0.25))"',
+        REAL,
+        WEIGHTS,
+        lambda x, t: (t * x * inverted_mask(x.shape, 0.25, seed=0)).sum(-1),
+    ),
     # operators and a user-defined op
     "matmul": Case(
         'L = "t @ (W @ (x + w)) + sum(t * ((x + w) @ W)) + sum(W.T @ t)"',
@@ -178,6 +184,12 @@ CASES: dict[str, Case] = {
         extra='[ops]\nswish = { args = ["z"], expr = "z * sigmoid(z)" }',
     ),
 }
+
+
+def inverted_mask(shape: tuple[int, ...], drop: float, seed: int) -> np.ndarray:
+    """The training-mode mask forward draws by default: 1/(1 - drop) where u >= drop, else 0."""
+    return (np.random.default_rng(seed).random(shape) >= drop) / (1 - drop)
+
 
 NOT_VALUED = {
     "argmax": "not differentiable: never on the path to a loss",

@@ -68,6 +68,7 @@ CASES: dict[str, tuple[Callable, str]] = {
         lambda b, z, t: b.call("batchnorm", z, b.value("c"), 1.5, eps=1e-3),
         "real",
     ),
+    "dropout": (lambda b, z, t: b.call("dropout", b.call("tanh", z), drop=0.3), "real"),
 }
 
 
