@@ -442,3 +442,25 @@ class WithScaledGrad:
     def loss_and_grad(self, params, batch):
         loss, cache = self.module.forward(params, batch)
         return loss, self.backward(params, batch, cache)
+
+
+class NanAwayFromStart(LogisticRegression):
+    """The loss is NaN once b has moved from where backward was last called."""
+
+    def forward(self, params, batch):
+        _loss, cache = super().forward(params, batch)
+        if float(params["b"]) != getattr(self, "start", float(params["b"])):
+            cache[self.LOSS] = np.full_like(cache[self.LOSS], np.nan)
+        return self.reduce(cache[self.LOSS]), cache
+
+    def backward(self, params, batch, cache, g_loss=None):
+        self.start = float(params["b"])
+        return super().backward(params, batch, cache, g_loss)
+
+
+class LargeOffsetScaledGrad(LargeOffsetLoss):
+    """Per-example losses near 1e5 (rounding noise dominates) and dw twice too large."""
+
+    def backward(self, params, batch, cache, g_loss=None):
+        grads = super().backward(params, batch, cache, g_loss)
+        return {**grads, "w": 2 * grads["w"]}

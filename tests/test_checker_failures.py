@@ -52,8 +52,9 @@ BROKEN = {
 def test_each_module_level_check_rejects_its_broken_module(case: str) -> None:
     cls, params, says = BROKEN[case]
     report = fd_check(cls())
-    assert not report.ok
+    assert report.ok is False
     assert failing(report) == params
+    assert all(report.params[name].ok is False for name in params)
     assert any(says in note for note in report.notes), report.notes
     assert report.to_json()["ok"] is False
     assert report.table().splitlines()[-1].startswith("FAIL")
@@ -84,6 +85,31 @@ def test_float32_run_alone_turns_the_verdict_false(case: str) -> None:
     data = report.to_json()
     assert data["ok"] is False and data["float32"] == {"ok": False, "note": report.float32.note}
     assert "float32 run failed" in report.table().splitlines()[-1]
+
+
+def test_a_finite_difference_that_is_not_finite_is_a_failure() -> None:
+    report = fd_check(fm.NanAwayFromStart(), batch_sizes=(2,))
+    assert failing(report) == {"b"} and report.params["b"].ok is False
+    assert "finite difference not finite" in report.params["b"].note
+    assert math.isnan(report.params["b"].max_abs_err)
+
+
+def test_the_rounding_allowance_does_not_hide_a_wrong_gradient() -> None:
+    """Losses near 1e5 make the noise term large; a gradient twice too large still fails."""
+    assert fd_check(fm.LargeOffsetLoss()).ok
+    report = fd_check(fm.LargeOffsetScaledGrad())
+    assert failing(report) == {"w"} and report.params["w"].ok is False
+
+
+@pytest.mark.parametrize(("off", "ok"), [(0.5, True), (1.5, False), (3.0, False)])
+def test_the_tolerance_boundary_is_rtol(off: float, ok: bool) -> None:
+    """A gradient off by ``off`` times rtol passes below 1 and fails above it (atol, rounding
+    noise and truncation error are all far below rtol here)."""
+    rtol = 1e-4
+    report = fd_check(fm.ScaledGradBy(1 + off * rtol, "W2"), rtol=rtol, atol=1e-12)
+    assert report.ok is ok
+    assert report.params["W2"].ok is ok
+    assert report.params["W2"].max_rel_err == pytest.approx(off * rtol, rel=0.01)
 
 
 def test_no_batch_size_means_no_comparison_and_no_pass() -> None:

@@ -70,6 +70,7 @@ def test_check_report_json() -> None:
     json.dumps(data)  # NaN errors are written as NaN
     assert data["float32"] == {"ok": False, "note": "loss is not finite"}
     assert set(data) == {"ok", "params", "float32"}
+    assert passing_report().to_json()["ok"] is True
 
 
 SYMBOLIC_FAIL = SymbolicResult(False, {"w": 0.25, "b": 1e-12}, {"B": 2, "d": 3}, "n")
@@ -94,6 +95,8 @@ def test_full_report_table_with_every_part() -> None:
         PASSING_TABLE + "\nSymPy cross-check skipped: over budget"
     )
     assert FullReport(passing_report(), None).table() == PASSING_TABLE
+    no_params = FullReport(passing_report(), SymbolicResult(True, {}, {"B": 2}))
+    assert no_params.table().endswith("loss (B=2): max abs err 0.00e+00")
 
 
 def test_full_report_verdict_and_json() -> None:
