@@ -464,3 +464,17 @@ class LargeOffsetScaledGrad(LargeOffsetLoss):
     def backward(self, params, batch, cache, g_loss=None):
         grads = super().backward(params, batch, cache, g_loss)
         return {**grads, "w": 2 * grads["w"]}
+
+
+class LossSlightlyOff(LogisticRegression):
+    """The reported batch loss is 1e-10 (relative) away from the mean of the per-example ones."""
+
+    def forward(self, params, batch):
+        loss, cache = super().forward(params, batch)
+        return loss * (1 + 1e-10), cache
+
+
+class UnknownReduction(LogisticRegression):
+    """Declares a reduction the checker does not know."""
+
+    REDUCTION = "median"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import fake_modules as fm
@@ -45,6 +46,8 @@ BROKEN = {
     "loss_and_grad loss": (fm.LossAndGradLossDoubled, set(), "loss_and_grad loss differs"),
     "loss_and_grad grads": (fm.LossAndGradGradScaled, set(), "loss_and_grad disagrees"),
     "consistency raises": (fm.LossAndGradRaises, set(), "consistency check raised KeyError"),
+    "loss 1e-10 off": (fm.LossSlightlyOff, set(), "!= mean of cache['L']"),
+    "unknown reduction": (fm.UnknownReduction, set(), "raised ValueError: unknown REDUCTION"),
 }
 
 
@@ -110,6 +113,15 @@ def test_the_tolerance_boundary_is_rtol(off: float, ok: bool) -> None:
     assert report.ok is ok
     assert report.params["W2"].ok is ok
     assert report.params["W2"].max_rel_err == pytest.approx(off * rtol, rel=0.01)
+
+
+def test_sixty_four_entries_are_checked_one_by_one_and_the_worst_is_located() -> None:
+    report = fd_check(fm.ScaledGrad(), dims={"n_in": 8, "n_hidden": 8})  # W1: 64 entries
+    w1 = report.params["W1"]
+    assert w1.n_compared == 3 * 64 and w1.note.startswith("worst at m=")
+    assert re.search(r"worst at m=[125] entry \(\d, \d\): analytic -?\d", w1.note), w1.note
+    bigger = fd_check(fm.ScaledGrad(), dims={"n_in": 13, "n_hidden": 5})  # 65 entries
+    assert bigger.params["W1"].n_compared == 3 * (6 + 4)
 
 
 def test_no_batch_size_means_no_comparison_and_no_pass() -> None:
