@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+import sympy as sp
 from spec_modules import module
 
+from derive.ops.functions import ELEMENTWISE, Z, written_out
 from derive.ops.signatures import BUILTIN_OPS
 
 RNG = np.random.default_rng(20261201)
@@ -360,3 +362,49 @@ def test_init_is_seeded_and_keeps_the_dtype(init_module) -> None:
     assert all(p.dtype == np.float32 for p in small.values())
     assert small["G"].shape == (7, 300) and small["C"].shape == (7,)
     assert set(a) == {"G", "N", "Z", "O", "C", "v", "H"}
+
+
+# ---------------------------------------------------------------------------------------------
+# the SymPy definitions themselves (what the cross-check and the displayed steps use)
+
+DEFINITIONS = {
+    "exp": ((), np.exp, np.exp),
+    "log": ((), np.log, lambda z: 1 / z),
+    "sqrt": ((), np.sqrt, lambda z: 0.5 / np.sqrt(z)),
+    "abs": ((), np.abs, np.sign),
+    "tanh": ((), np.tanh, lambda z: 1 - np.tanh(z) ** 2),
+    "sigmoid": ((), sigmoid, lambda z: sigmoid(z) * (1 - sigmoid(z))),
+    "softplus": ((), lambda z: np.log1p(np.exp(z)), sigmoid),
+    "relu": ((0,), lambda z: np.maximum(z, 0), lambda z: (z > 0) * 1.0),
+    "relu at_zero=1": ((1,), lambda z: np.maximum(z, 0), lambda z: (z >= 0) * 1.0),
+    "leaky_relu": (
+        (0.01, 1),
+        lambda z: np.where(z > 0, z, 0.01 * z),
+        lambda z: np.where(z >= 0, 1.0, 0.01),
+    ),
+    "leaky_relu at_zero=slope": (
+        (0.2, 0.2),
+        lambda z: np.where(z > 0, z, 0.2 * z),
+        lambda z: np.where(z > 0, 1.0, 0.2),
+    ),
+}
+POINTS = np.array([-2.5, -1.0, -0.5, 0.0, 1e-3, 0.5, 0.7, 1.0, 1.5, 3.1])
+
+
+def test_every_elementwise_op_has_a_definition_check() -> None:
+    assert set(ELEMENTWISE) == {name.split()[0] for name in DEFINITIONS}
+
+
+@pytest.mark.parametrize("name", sorted(DEFINITIONS))
+def test_sympy_definition_and_derivative_match_numpy(name: str) -> None:
+    """The op's SymPy definition and ``sympy.diff`` of it, evaluated at points including the
+    kink, against NumPy: the printed code is not the only place an op's value lives."""
+    params, value, slope = DEFINITIONS[name]
+    call = ELEMENTWISE[name.split()[0]](Z, *[sp.sympify(p) for p in params])
+    body = written_out(call)
+    points = POINTS[POINTS > 0] if name in ("log", "sqrt") else POINTS
+    for z in points:
+        got = float(body.subs(Z, sp.Float(z)))
+        np.testing.assert_allclose(got, value(z), rtol=1e-12, atol=1e-300, err_msg=str(z))
+        d = float(sp.diff(call, Z).subs(Z, sp.Float(z)).doit())
+        np.testing.assert_allclose(d, slope(z), rtol=1e-12, atol=1e-300, err_msg=str(z))
