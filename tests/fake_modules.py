@@ -478,3 +478,35 @@ class UnknownReduction(LogisticRegression):
     """Declares a reduction the checker does not know."""
 
     REDUCTION = "median"
+
+
+class LossAndGradLossSlightlyOff(LogisticRegression):
+    """loss_and_grad's loss is 1e-10 (relative) away from forward's."""
+
+    def loss_and_grad(self, params, batch):
+        loss, grads = super().loss_and_grad(params, batch)
+        return loss * (1 + 1e-10), grads
+
+
+class LossAndGradGradNudged(LogisticRegression):
+    """loss_and_grad's dw is 1e-9 away from backward's (absolute, each entry)."""
+
+    def loss_and_grad(self, params, batch):
+        loss, grads = super().loss_and_grad(params, batch)
+        return loss, {**grads, "w": grads["w"] + 1e-9}
+
+
+class LossAndGradMissesGrad(LogisticRegression):
+    """loss_and_grad leaves out db (backward has it)."""
+
+    def loss_and_grad(self, params, batch):
+        loss, grads = super().loss_and_grad(params, batch)
+        return loss, {"w": grads["w"]}
+
+
+class DefaultBackwardWrongShape(LogisticRegression):
+    """backward without g_loss returns dw as a column."""
+
+    def backward(self, params, batch, cache, g_loss=None):
+        grads = super().backward(params, batch, cache, g_loss)
+        return grads if g_loss is not None else {**grads, "w": grads["w"][:, None]}

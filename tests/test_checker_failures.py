@@ -47,6 +47,22 @@ BROKEN = {
     "loss_and_grad grads": (fm.LossAndGradGradScaled, set(), "loss_and_grad disagrees"),
     "consistency raises": (fm.LossAndGradRaises, set(), "consistency check raised KeyError"),
     "loss 1e-10 off": (fm.LossSlightlyOff, set(), "!= mean of cache['L']"),
+    "loss_and_grad loss 1e-10 off": (
+        fm.LossAndGradLossSlightlyOff,
+        set(),
+        "loss_and_grad loss differs",
+    ),
+    "loss_and_grad grad 1e-9 off": (fm.LossAndGradGradNudged, set(), "loss_and_grad disagrees"),
+    "loss_and_grad misses a gradient": (
+        fm.LossAndGradMissesGrad,
+        set(),
+        "loss_and_grad has no gradient for 'b'",
+    ),
+    "default backward wrong shape": (
+        fm.DefaultBackwardWrongShape,
+        set(),
+        "backward default g_loss gives shape (4, 1) for 'w', not (4,)",
+    ),
     "unknown reduction": (fm.UnknownReduction, set(), "raised ValueError: unknown REDUCTION"),
 }
 
@@ -62,6 +78,22 @@ def test_each_module_level_check_rejects_its_broken_module(case: str) -> None:
     assert report.to_json()["ok"] is False
     assert report.table().splitlines()[-1].startswith("FAIL")
     assert "module-level problem" in report.table().splitlines()[-1]
+
+
+def test_gradient_problems_are_named_exactly() -> None:
+    assert fd_check(fm.MissingGrad()).params["b2"].note == "gradient missing"
+    nan = fd_check(NanGradient()).params["w"].note
+    assert nan == "gradient has non-finite entries", nan
+    smoke = fd_check(fm.Float64GradsInFloat32()).float32.note
+    assert smoke == "'w': gradient dtype float64 != parameter dtype float32", smoke
+
+
+class NanGradient(fm.LogisticRegression):
+    """A NaN in dw."""
+
+    def backward(self, params, batch, cache, g_loss=None):
+        grads = super().backward(params, batch, cache, g_loss)
+        return {**grads, "w": np.where(np.arange(grads["w"].size) == 0, np.nan, grads["w"])}
 
 
 def test_the_same_modules_pass_when_mended() -> None:

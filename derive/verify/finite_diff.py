@@ -228,9 +228,15 @@ def _consistency(module: GradModule, params: Arrays, batch: Arrays, m: int) -> l
         ref = explicit.get(name)
         for label, other in (("backward default g_loss", default), ("loss_and_grad", lg_grads)):
             got = other.get(name)
-            if ref is None or got is None or np.shape(got) != np.shape(ref):
-                continue
-            if not np.allclose(got, ref, rtol=1e-10, atol=1e-12):
+            if ref is None:
+                continue  # reported with the gradient itself
+            if got is None:
+                problems.append(f"m={m}: {label} has no gradient for '{name}'")
+            elif np.shape(got) != np.shape(ref):
+                problems.append(
+                    f"m={m}: {label} gives shape {np.shape(got)} for '{name}', not {np.shape(ref)}"
+                )
+            elif not np.allclose(got, ref, rtol=1e-10, atol=1e-12):
                 problems.append(f"m={m}: {label} disagrees with g_loss={weight:g} for '{name}'")
     return problems
 
