@@ -510,3 +510,12 @@ class DefaultBackwardWrongShape(LogisticRegression):
     def backward(self, params, batch, cache, g_loss=None):
         grads = super().backward(params, batch, cache, g_loss)
         return grads if g_loss is not None else {**grads, "w": grads["w"][:, None]}
+
+
+class OverflowingLoss(LogisticRegression):
+    """Every per-example loss is exp(1000 + |z|) = inf (overflowing)."""
+
+    def forward(self, params, batch):
+        _loss, cache = super().forward(params, batch)
+        cache[self.LOSS] = np.exp(1000.0 + np.abs(cache[self.LOSS]))
+        return self.reduce(cache[self.LOSS]), cache

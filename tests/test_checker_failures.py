@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from pathlib import Path
 
 import fake_modules as fm
@@ -94,6 +95,17 @@ class NanGradient(fm.LogisticRegression):
     def backward(self, params, batch, cache, g_loss=None):
         grads = super().backward(params, batch, cache, g_loss)
         return {**grads, "w": np.where(np.arange(grads["w"].size) == 0, np.nan, grads["w"])}
+
+
+def test_a_loss_outside_its_domain_is_named_and_stays_quiet() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the overflow inside forward raises no warning
+        report = fd_check(fm.OverflowingLoss(), batch_sizes=(1, 2))
+    assert report.notes == [
+        f"m={m}: the loss is not finite at random normal inputs and parameters: is a log, sqrt "
+        "or power applied outside its domain? (nothing was compared)"
+        for m in (1, 2)
+    ]
 
 
 def test_the_same_modules_pass_when_mended() -> None:
