@@ -65,6 +65,7 @@ class Case:
     params: str = 'w = { shape = ["d"] }'
     values: tuple[tuple[str, np.ndarray], ...] = ()
     extra: str = ""
+    inputs: tuple[tuple[str, np.ndarray], ...] = ()
 
 
 def elementwise(op: str, x: np.ndarray, ref: Callable) -> Case:
@@ -74,6 +75,7 @@ def elementwise(op: str, x: np.ndarray, ref: Callable) -> Case:
     )
 
 
+MASK = np.array([[0.0, 4 / 3, 4 / 3, 0.0], [4 / 3, 4 / 3, 4 / 3, 0.0], [0.0, 0.0, 4 / 3, 4 / 3]])
 GAMMA = np.array([1.5, -0.5, 2.0, 0.75])
 BETA = np.array([0.1, -0.2, 0.3, 0.0])
 BN_PARAMS = 'w = { shape = ["d"] }\ngamma = { shape = ["d"] }\nbeta = { shape = ["d"] }'
@@ -154,10 +156,11 @@ CASES: dict[str, Case] = {
         values=(("gamma", GAMMA), ("beta", BETA)),
     ),
     "dropout": Case(
-        'L = "sum(t * dropout(x + w, drop=0.25))"',
+        'y = "dropout(x + w, drop=0.25)"\nL = "sum(t * y)"',
         REAL,
         WEIGHTS,
-        lambda x, t: (t * x * inverted_mask(x.shape, 0.25, seed=0)).sum(-1),
+        lambda x, t: (t * x * MASK).sum(-1),
+        inputs=(("mask", MASK),),
     ),
     # operators and a user-defined op
     "matmul": Case(
@@ -203,7 +206,7 @@ def per_example_loss(case: Case) -> np.ndarray:
     """The emitted forward pass's per-example loss on the case's data."""
     mod = module(case.forward, params=case.params, extra=case.extra)
     params = {"w": np.zeros(D), **dict(case.values)}
-    _loss, cache = mod.forward(params, {"x": case.x, "t": case.t})
+    _loss, cache = mod.forward(params, {"x": case.x, "t": case.t, **dict(case.inputs)})
     return cache[mod.LOSS]
 
 
@@ -279,6 +282,27 @@ def test_batchnorm_default_eps_is_1e_5() -> None:
     np.testing.assert_allclose(cache["L"], expected, rtol=1e-12)
     for other in (1e-4, 1e-6, 0.0):
         assert not np.allclose(cache["L"], (WEIGHTS * batchnorm(x, GAMMA, BETA, other)).sum(-1))
+
+
+@pytest.mark.parametrize(
+    ("forward", "drop"), [("dropout(x + w)", 0.5), ("dropout(x + w, 0.2)", 0.2)]
+)
+def test_dropout_masks_drawn_by_the_module(forward: str, drop: float) -> None:
+    """Inverted dropout, 0.5 by default: entries 0 with probability drop, else 1 / (1 - drop)
+    (the zero fraction within 5 standard errors of drop); ones in evaluation."""
+    mod = module(f'y = "{forward}"\nL = "sum(t * y)"')
+    n = 2000
+    x, t = RNG.standard_normal((n, D)), np.ones((n, D))
+    _loss, cache = mod.forward({"w": np.zeros(D)}, {"x": x, "t": t}, train=True, seed=1)
+    mask = cache["mask"]
+    assert set(np.unique(mask)) == {0.0, 1 / (1 - drop)}
+    np.testing.assert_array_equal(mask, inverted_mask(mask.shape, drop, seed=1))
+    assert abs(np.mean(mask == 0) - drop) < 5 * math.sqrt(drop * (1 - drop) / mask.size)
+    np.testing.assert_allclose(cache["y"], x * mask, rtol=1e-15)
+    again = mod.forward({"w": np.zeros(D)}, {"x": x, "t": t}, train=True, seed=1)[1]["mask"]
+    np.testing.assert_array_equal(again, mask)
+    _loss, cache = mod.forward({"w": np.zeros(D)}, {"x": x, "t": t}, train=False)
+    np.testing.assert_array_equal(cache["y"], x)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", None])
