@@ -519,3 +519,11 @@ class OverflowingLoss(LogisticRegression):
         _loss, cache = super().forward(params, batch)
         cache[self.LOSS] = np.exp(1000.0 + np.abs(cache[self.LOSS]))
         return self.reduce(cache[self.LOSS]), cache
+
+
+class BothGradsMisnamed(LogisticRegression):
+    """Returns the gradients under the keys 'weights' and 'bias'."""
+
+    def backward(self, params, batch, cache, g_loss=None):
+        grads = super().backward(params, batch, cache, g_loss)
+        return {"weights": grads["w"], "bias": grads["b"]}

@@ -87,6 +87,14 @@ def test_gradient_problems_are_named_exactly() -> None:
     assert nan == "gradient has non-finite entries", nan
     smoke = fd_check(fm.Float64GradsInFloat32()).float32.note
     assert smoke == "'w': gradient dtype float64 != parameter dtype float32", smoke
+    shape = fd_check(fm.WrongShape()).params["b1"].note
+    assert shape == "gradient shape (1, 3) != parameter shape (3,)", shape
+    misnamed = fd_check(fm.BothGradsMisnamed()).params["b"].note
+    assert misnamed == "gradient missing (backward returned unexpected 'bias', 'weights')"
+    right = fd_check(fm.SoftmaxMLP(), dims={"n_in": 8, "n_hidden": 8})  # W1: 64 entries
+    assert right.params["W1"].note == "every entry"
+    right = fd_check(fm.SoftmaxMLP(), dims={"n_in": 13, "n_hidden": 5})  # 65 entries
+    assert right.params["W1"].note == "6 random directions + 4 random entries"
 
 
 class NanGradient(fm.LogisticRegression):
