@@ -18,7 +18,7 @@ import pytest
 import sympy as sp
 from spec_modules import module
 
-from derive.ops.functions import ELEMENTWISE, Z, written_out
+from derive.ops.functions import ELEMENTWISE, H, Z, output_form, written_out
 from derive.ops.signatures import BUILTIN_OPS
 
 RNG = np.random.default_rng(20261201)
@@ -432,3 +432,9 @@ def test_sympy_definition_and_derivative_match_numpy(name: str) -> None:
         np.testing.assert_allclose(got, value(z), rtol=1e-12, atol=1e-300, err_msg=str(z))
         d = float(sp.diff(call, Z).subs(Z, sp.Float(z)).doit())
         np.testing.assert_allclose(d, slope(z), rtol=1e-12, atol=1e-300, err_msg=str(z))
+
+
+def test_output_form_proof_rewrites_hyperbolic_functions_in_exp() -> None:
+    """exp(z) / cosh(z) = 2 sigmoid(2z) has derivative 2h - h^2; proving it needs
+    cosh z + sinh z = e^z, which only holds after rewriting in exp."""
+    assert sp.expand(output_form(sp.exp(Z) / sp.cosh(Z)) - (2 * H - H**2)) == 0
