@@ -306,3 +306,9 @@ def test_check_exits_0_on_the_unbroken_module(capsys: pytest.CaptureFixture[str]
     assert main(["check", str(LOGISTIC), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is True and data["symbolic"]["ok"] is True
+
+
+def test_the_default_seed_is_zero() -> None:
+    default = fd_check(fm.BatchNormNet()).to_json()
+    assert default == fd_check(fm.BatchNormNet(), seed=0).to_json()
+    assert default != fd_check(fm.BatchNormNet(), seed=1).to_json()
