@@ -415,8 +415,8 @@ class Builder:
                 node = self.node_of(t) if isinstance(t, Tensor) else None
                 if node is not None and node.expr is not None and node.batched:
                     node.meta["stage"] = True
-                    if t is not out and not node.user:  # named after the equation: z_h, y_h
-                        node.meta["preactivation"] = True
+                    if t is not out and not node.user and node.op not in ELEMENTWISE:
+                        node.meta["preactivation"] = True  # named after the equation: z_h, y_h
         return out
 
     def _call(self, op: str, *args: object, **kwargs: object) -> Tensor:
