@@ -19,7 +19,7 @@ import sympy as sp
 from spec_modules import module
 
 from derive.ops.functions import ELEMENTWISE, H, Z, output_form, written_out
-from derive.ops.signatures import BUILTIN_OPS
+from derive.ops.table import BUILTIN_OPS
 
 RNG = np.random.default_rng(20261201)
 M = 3  # examples per batch

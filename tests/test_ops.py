@@ -11,7 +11,7 @@ import pytest
 from derive.autodiff.reverse import derive
 from derive.emit.numpy_module import render
 from derive.graph.builder import Builder, Tensor
-from derive.ops.signatures import BUILTIN_OPS
+from derive.ops.table import BUILTIN_OPS
 from derive.verify.finite_diff import fd_check
 from derive.verify.module import load_module
 from derive.verify.symbolic import symbolic_check

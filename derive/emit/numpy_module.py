@@ -23,7 +23,9 @@ from derive.emit.templating import py_literal, render_template
 from derive.graph.dropout import MASK_ROLE
 from derive.graph.labels import definition_at, inline_nodes
 from derive.graph.nodes import BATCH, Graph, Node, atom_name
+from derive.lang.naming import API
 from derive.ops.functions import sigmoid, softplus
+from derive.ops.table import BUILTIN_OPS
 
 
 @dataclass
@@ -83,13 +85,22 @@ class Module:
     forward: list[Line] = field(default_factory=list)
     backward: list[Line] = field(default_factory=list)
     cache: list[str] = field(default_factory=list)
-    helpers: set[str] = field(default_factory=set)
+    helpers: set[str] = field(default_factory=set)  # ops whose NumPy helper the code calls
     sizes_forward: list[Line] = field(default_factory=list)
     sizes_backward: list[Line] = field(default_factory=list)
     forward_reads: list[str] = field(default_factory=list)
     backward_reads: list[str] = field(default_factory=list)
     cache_reads: list[str] = field(default_factory=list)
     dropout: dict[str, tuple[str | None, float]] = field(default_factory=dict)
+
+    @property
+    def helper_sources(self) -> list[str]:
+        """Source of each module-level helper the code calls, in the op table's order."""
+        return [
+            op.numpy_helper
+            for op in BUILTIN_OPS.values()
+            if op.name in self.helpers and op.numpy_helper
+        ]
 
 
 def stable_log(arg: sp.Expr, graph: Graph) -> sp.Expr | None:
@@ -341,7 +352,7 @@ def render(d: Derivation, spec_path: str | None = None) -> str:
         "batch": g.batch_size.name,
         "first_input": next(iter(g.inputs)),
     }
-    return render_template("numpy_module.py.j2", **ctx)
+    return render_template("numpy_module.py.j2", api=API, **ctx)
 
 
 def init_code(g: Graph, name: str) -> str:

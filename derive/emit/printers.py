@@ -18,19 +18,10 @@ from sympy import Indexed, Symbol
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
-from derive.ops.functions import written_out
+from derive.ops.functions import OP_OF_FUNCTION, written_out
+from derive.ops.table import DERIVED_FUNCTIONS
 
 _SIMPLE = re.compile(r"-?[A-Za-z_][A-Za-z0-9_.]*|-?\d+(\.\d+)?(e-?\d+)?")
-
-NP_FUNCS = {
-    "exp": "np.exp",
-    "log": "np.log",
-    "tanh": "np.tanh",
-    "Abs": "np.abs",
-    "sign": "np.sign",
-    "softplus": "_softplus",
-    "sigmoid": "_sigmoid",
-}
 
 
 class NumPyIndexPrinter(StrPrinter):
@@ -41,7 +32,7 @@ class NumPyIndexPrinter(StrPrinter):
     def __init__(self, target: Sequence[sp.Expr]) -> None:
         super().__init__({"order": "none"})
         self.target = list(target)
-        self.helpers: set[str] = set()  # module-level helpers the code calls (_sigmoid, ...)
+        self.helpers: set[str] = set()  # ops whose module-level helper the code calls
 
     def _as_ordered_terms(self, expr: sp.Expr, order: str | None = None) -> list:
         """Sums (matmuls) first, subtracted terms last, as people write ``x @ W + b``."""
@@ -123,20 +114,18 @@ class NumPyIndexPrinter(StrPrinter):
         return repr(float(e))
 
     def _print_Function(self, e: sp.Function) -> str:
+        """An op's call as its record spells it in NumPy (see :mod:`derive.ops.table`)."""
         name = type(e).__name__
-        args = [self._print(a) for a in e.args]
-        if name in ("relu",):
-            return f"np.maximum({args[0]}, 0)"
-        if name == "leaky_relu":
-            z = self.parenthesize(e.args[0], PRECEDENCE["Mul"])
-            slope = self.parenthesize(e.args[1], PRECEDENCE["Mul"])
-            return f"np.where({args[0]} > 0, {args[0]}, {slope} * {z})"
-        fn = NP_FUNCS.get(name)
-        if fn is None:
+        op = OP_OF_FUNCTION.get(name) or DERIVED_FUNCTIONS.get(name)
+        if op is None or op.numpy is None:
             raise NotImplementedError(f"no NumPy form for {name}")
-        if fn.startswith("_"):
-            self.helpers.add(fn)
-        return f"{fn}({', '.join(args[:1])})"
+        fields = {}
+        for arg_name, arg in zip((*op.args, *op.kwargs), e.args, strict=False):
+            fields[arg_name] = self._print(arg)
+            fields[f"{arg_name}_factor"] = self.parenthesize(arg, PRECEDENCE["Mul"])
+        if op.helper_name:
+            self.helpers.add(op.name)
+        return op.numpy.format(**fields)
 
     def _print_Pow(self, e: sp.Pow, rational: bool = False) -> str:
         base, exp = e.args

@@ -21,7 +21,8 @@ from derive.graph.penalties import add_penalties
 from derive.graph.reductions import axes_of, count, reduce
 from derive.lang import expr as P
 from derive.ops.functions import ELEMENTWISE, MACROS
-from derive.ops.signatures import BUILTIN_OPS, HELPER_OPS, BindError, bind
+from derive.ops.signatures import HELPER_OPS, BindError, bind
+from derive.ops.table import BUILTIN_OPS, OpKind
 
 PREACTIVATION = "pre"
 VECTOR_OPS = {"cross_entropy", "softmax_cross_entropy"}
@@ -420,7 +421,10 @@ class Builder:
         return out
 
     def _call(self, op: str, *args: object, **kwargs: object) -> Tensor:
-        if op in self.custom_ops and op not in HELPER_OPS:  # built-ins keep their helpers
+        helper = {"total": self._total, "size": self._size_of, "stop": self._stop}.get(op)
+        if helper is not None:  # bound here: an [ops] entry can never replace a helper
+            return helper(self.lift(args[0]))
+        if op in self.custom_ops and op not in HELPER_OPS:
             params, body = self.custom_ops[op]
             ts = [self.lift(a) for a in self._bind(op, params, (), args, kwargs)[0]]
             return self.expand_macro(op, params, (("out", body),), ts)
@@ -430,7 +434,8 @@ class Builder:
             values, given = self._bind(op, sig.args, tuple(sig.kwargs), args, kwargs)
             args, kwargs = tuple(values), {**sig.kwargs, **kwargs, **given}
         ts = [self.lift(a) for a in args]
-        if op in ("sum", "mean", "max", "argmax", "total"):
+        kind = BUILTIN_OPS[op].kind if op in BUILTIN_OPS else None
+        if kind is OpKind.REDUCTION:
             t = self.reduction(op, ts[0], kwargs.get("axis"), keepdims)
             if op in ("max", "argmax") and not any(o in MACROS for o in self._macro_ops):
                 node = self.view_node(t)  # the user's own max or argmax: no derivative
@@ -438,26 +443,13 @@ class Builder:
                 node.meta["line"] = self.lines.get(self.where or "")
                 node.meta["where"] = self.where
             return t
-        if op == "size":
-            dims = ts[0].example_dims
-            return self.size(dims[-1] if dims else 1)
-        if op == "batch_mean":
+        if kind is OpKind.BATCH:
             return self.batch_mean(ts[0])
-        if op == "stop":
-            node = self.view_node(ts[0])
-            if node is None:
-                t = self.materialize(ts[0])
-                node = self.node_of(t)
-            else:
-                t = ts[0]
-            node.nograd = True
-            node.meta.pop("no_derivative", None)  # stop(max(f)): no gradient asked for
-            return t
-        if op == "dropout":
+        if kind is OpKind.MASK:
             return add_dropout(self, ts[0], kwargs["drop"])
-        if op in ELEMENTWISE:
+        if kind is OpKind.ELEMENTWISE:
             return self.elementwise(op, ts[0], kwargs)
-        if op in MACROS:
+        if kind is OpKind.MACRO:
             params, stmts = MACROS[op]
             if op in VECTOR_OPS and any(len(t.example_dims) > 1 for t in ts):
                 shape = ", ".join(map(str, ts[0].example_dims))
@@ -479,6 +471,25 @@ class Builder:
         known = sorted(set(BUILTIN_OPS) | set(self.custom_ops))
         raise self.error(f"unknown op '{op}'", suggest(op, known))
 
+    def _total(self, a: Tensor) -> Tensor:
+        """``total(a)``: the sum of every per-example entry (the macros' helper)."""
+        return self.reduction("total", a, None)
+
+    def _size_of(self, a: Tensor) -> Tensor:
+        """``size(a)``: the size of ``a``'s last per-example axis (1 for a scalar)."""
+        dims = a.example_dims
+        return self.size(dims[-1] if dims else 1)
+
+    def _stop(self, a: Tensor) -> Tensor:
+        """``stop(a)``: ``a`` as a value the derivative does not flow through."""
+        node = self.view_node(a)
+        if node is None:
+            a = self.materialize(a)
+            node = self.node_of(a)
+        node.nograd = True
+        node.meta.pop("no_derivative", None)  # stop(max(f)): no gradient asked for
+        return a
+
     def _bind(self, op: str, names: Sequence[str], params: Sequence[str], args, kwargs) -> tuple:
         """Arguments in order and parameters by name (positional parameters follow arguments)."""
         try:
@@ -495,19 +506,12 @@ class Builder:
         extra = [sp.sympify(self.lift(kwargs.get(k, v)).expr) for k, v in sig.kwargs.items()]
         values = {Symbol(c, real=True): sp.Float(v) for c, v in self.constants.items()}
         numeric = [x.xreplace(values) for x in extra]  # conventions are checked on values
-        if op == "leaky_relu":
-            slope, at_zero = numeric
-            one = at_zero.is_number and float(at_zero) == 1.0
-            if at_zero != slope and not one:
-                raise self.error(
-                    "leaky_relu: at_zero (f'(0)) must be 1 or the slope",
-                    "the kink belongs to one side: at_zero=1 (right) or at_zero=slope (left)",
-                )
-            extra = [extra[0], sp.S.One if one else sp.S.Zero]
-        if op == "relu":
-            if not (numeric[0].is_number and float(numeric[0]) in (0.0, 1.0)):
-                raise self.error("relu: at_zero (f'(0)) must be 0 or 1")
-            extra = [sp.Integer(int(float(numeric[0])))]
+        if sig.check_params is not None:  # conventions (f'(0) at a kink) checked on values
+            try:
+                checked = sig.check_params(numeric)
+            except ValueError as err:
+                raise self.error(*err.args) from None
+            extra = [x if c is None else sp.Integer(c) for x, c in zip(extra, checked, strict=True)]
         if not a.dims and all(
             self.view_node(Tensor(self, s, ())) is None for s in a.expr.atoms(Symbol)
         ):

@@ -14,7 +14,8 @@ from typing import Any
 from derive.errors import SpecError, suggest
 from derive.lang.expr import NAME_RE
 from derive.lang.toml_text import _Locator
-from derive.ops.signatures import BUILTIN_OPS, reserved_reason
+from derive.ops.signatures import reserved_reason
+from derive.ops.table import BUILTIN_OPS
 
 TOP_KEYS = (
     "name",

@@ -11,7 +11,8 @@ from derive.errors import SpecError, suggest
 from derive.lang.context import KIND_WORDS, _a, _Ctx, _located
 from derive.lang.expr import Call, Expr, calls_in, names_in
 from derive.lang.records import Equation, OpDecl, TensorDecl
-from derive.ops.signatures import BUILTIN_OPS, BindError, bind
+from derive.ops.signatures import BindError, bind
+from derive.ops.table import BUILTIN_OPS
 
 # ---------------------------------------------------------------------------------------
 # Cross-checks

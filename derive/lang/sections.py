@@ -30,7 +30,8 @@ from derive.lang.context import (
 from derive.lang.expr import NAME_RE, Expr, ExprSyntaxError, parse_expression
 from derive.lang.records import Equation, OpDecl, TensorDecl
 from derive.lang.scope import _Scope
-from derive.ops.signatures import BUILTIN_OPS, HELPER_OPS
+from derive.ops.signatures import HELPER_OPS
+from derive.ops.table import BUILTIN_OPS
 
 
 def _check_top(data: dict[str, Any], ctx: _Ctx) -> None:

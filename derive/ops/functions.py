@@ -18,6 +18,8 @@ from functools import cache
 import mpmath
 import sympy as sp
 
+from derive.ops.table import BUILTIN_OPS, Op, OpKind, elementwise_ops
+
 Z = sp.Symbol("z", real=True)
 H = sp.Symbol("h", real=True)
 
@@ -43,56 +45,35 @@ class ElementwiseOp(sp.Function):
         return type(self).definition(*self.args)
 
 
-class sigmoid(ElementwiseOp):
-    nargs = 1
-
-    @staticmethod
-    def definition(z: sp.Expr) -> sp.Expr:
-        return 1 / (1 + sp.exp(-z))
-
-
-class softplus(ElementwiseOp):
-    nargs = 1
-
-    @staticmethod
-    def definition(z: sp.Expr) -> sp.Expr:
-        return sp.log(1 + sp.exp(z))
-
-
-class relu(ElementwiseOp):
-    """``max(z, 0)``; the second argument is f'(0) (0 or 1), which decides the kink's side."""
-
-    nargs = 2
-
-    @staticmethod
-    def definition(z: sp.Expr, at_zero: sp.Expr = sp.S.Zero) -> sp.Expr:
-        cond = z >= 0 if at_zero == 1 else z > 0
-        return sp.Piecewise((z, cond), (0, True))
-
-
-class leaky_relu(ElementwiseOp):
-    """``z`` for z > 0, ``slope z`` below; f'(0) (1 or slope) decides the kink's side."""
-
-    nargs = 3
-
-    @staticmethod
-    def definition(z: sp.Expr, slope: sp.Expr, at_zero: sp.Expr = sp.S.One) -> sp.Expr:
-        cond = z >= 0 if at_zero == 1 else z > 0
-        return sp.Piecewise((z, cond), (slope * z, True))
+def _function(op: Op) -> Callable[..., sp.Expr]:
+    """The SymPy function of an elementwise op: SymPy's own, or an :class:`ElementwiseOp`."""
+    if op.sympy is not None:
+        return getattr(sp, op.sympy)
+    definition = op.definition
+    assert definition is not None, op.name
+    body = {
+        "nargs": len(op.args) + len(op.kwargs),
+        "definition": staticmethod(lambda *args: definition(sp, *args)),
+        "__doc__": op.doc,
+        "__module__": __name__,
+    }
+    return type(op.name, (ElementwiseOp,), body)
 
 
 ELEMENTWISE: dict[str, Callable[..., sp.Expr]] = {
-    "exp": sp.exp,
-    "log": sp.log,
-    "sqrt": sp.sqrt,
-    "abs": sp.Abs,
-    "tanh": sp.tanh,
-    "sigmoid": sigmoid,
-    "softplus": softplus,
-    "relu": relu,
-    "leaky_relu": leaky_relu,
+    op.name: _function(op) for op in elementwise_ops()
 }
-"""Elementwise op name -> SymPy function (SymPy's own or one defined above)."""
+"""Elementwise op name -> SymPy function (SymPy's own or one built from the op table)."""
+
+sigmoid = ELEMENTWISE["sigmoid"]
+softplus = ELEMENTWISE["softplus"]
+relu = ELEMENTWISE["relu"]
+leaky_relu = ELEMENTWISE["leaky_relu"]
+
+OP_OF_FUNCTION: dict[str, Op] = {
+    getattr(ELEMENTWISE[op.name], "__name__", op.name): op for op in elementwise_ops()
+}
+"""The op record behind a SymPy function's class name (``Abs`` -> abs, ``sigmoid`` -> sigmoid)."""
 
 
 def logistic_form(expr: sp.Expr) -> sp.Expr:
@@ -137,42 +118,12 @@ def written_out(expr: sp.Expr) -> sp.Expr:
     return expr.replace(lambda e: isinstance(e, ElementwiseOp), lambda e: e.defined())
 
 
-# Composite ops as macros in the spec language: (params, statements); the last
-# statement is the result.  ``stop(...)`` blocks the gradient of a value the result
-# does not depend on (the max shift of a stable softmax).
 MACROS: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = {
-    "softmax": (
-        ("f", "axis"),
-        (
-            ("c", "stop(max(f, axis=axis, keepdims=1))"),
-            ("e", "exp(f - c)"),
-            ("s", "sum(e, axis=axis, keepdims=1)"),
-            ("p", "e / s"),
-        ),
-    ),
-    "log_softmax": (("f", "axis"), (("out", "log(softmax(f, axis=axis))"),)),
-    "squared_error": (("yhat", "y"), (("out", "sum((yhat - y)**2)"),)),
-    "cross_entropy": (("p", "t"), (("out", "-sum(t * log(p))"),)),
-    "softmax_cross_entropy": (("f", "t"), (("out", "cross_entropy(softmax(f), t)"),)),
-    "binary_cross_entropy": (
-        ("yhat", "y"),
-        (("out", "-(y * log(yhat) + (1 - y) * log(1 - yhat))"),),
-    ),
-    "bce_with_logits": (("z", "y"), (("out", "binary_cross_entropy(sigmoid(z), y)"),)),
-    "l1": (("w",), (("out", "sum(abs(w))"),)),
-    "l2": (("w",), (("out", "sum(w**2)"),)),
-    "batchnorm": (
-        ("z", "gamma", "beta", "eps"),
-        (
-            ("mu", "batch_mean(z)"),
-            ("z_centered", "z - mu"),
-            ("var", "batch_mean(z_centered**2)"),
-            ("std", "sqrt(var + eps)"),
-            ("xhat", "z_centered / std"),
-            ("y", "gamma * xhat + beta"),
-        ),
-    ),
+    op.name: ((*op.args, *op.kwargs), op.macro)
+    for op in BUILTIN_OPS.values()
+    if op.kind is OpKind.MACRO
 }
+"""Composite op name -> (parameters, statements in the spec language; the last is the result)."""
 
 
 def _sample_points() -> list[mpmath.mpf]:

@@ -16,19 +16,16 @@ import sympy as sp
 from sympy import Indexed, Symbol
 from sympy.printing.latex import LatexPrinter
 
+from derive.ops.functions import ElementwiseOp
+from derive.ops.table import BUILTIN_OPS, DERIVED_FUNCTIONS
 from derive.tex.names import Names
 
 OP_LATEX = {
-    "sigmoid": r"\sigma",
-    "tanh": r"\tanh",
-    "relu": r"\operatorname{ReLU}",
-    "leaky_relu": r"\operatorname{LReLU}",
-    "softplus": r"\operatorname{softplus}",
-    "softmax": r"\operatorname{softmax}",
-    "sign": r"\operatorname{sign}",
-    "log": r"\log",
+    op.name: op.latex
+    for op in (*BUILTIN_OPS.values(), *DERIVED_FUNCTIONS.values())
+    if op.latex is not None
 }
-"""Op name -> its LaTeX spelling (functions SymPy already prints well are absent)."""
+"""Op name -> its LaTeX spelling, from the op table (ops SymPy already prints well are absent)."""
 
 _BOUND = re.compile(r"^(?P<letter>[A-Za-z]+\d*)_(?P<n>\d+)$")
 
@@ -219,6 +216,12 @@ class TexPrinter(LatexPrinter):
 
     def _call(self, name: str, e: sp.Function) -> str:
         return rf"{OP_LATEX[name]}\left({self._print(e.args[0])}\right)"
+
+    def _print_Function(self, e: sp.Function, exp: str | None = None) -> str:
+        """An op of derive's own without a method here: its spelling from the op table."""
+        if isinstance(e, ElementwiseOp) and type(e).__name__ in OP_LATEX:
+            return self._call(type(e).__name__, e)
+        return super()._print_Function(e, exp)
 
     def _print_sigmoid(self, e: sp.Function) -> str:
         return self._call("sigmoid", e)
