@@ -90,6 +90,9 @@ CASES: dict[str, Case] = {
     "relu": elementwise("relu", REAL, lambda z: np.maximum(z, 0.0)),
     "leaky_relu": elementwise("leaky_relu", REAL, lambda z: np.where(z > 0, z, 0.01 * z)),
     "softplus": elementwise("softplus", REAL, lambda z: np.log1p(np.exp(z))),
+    "gelu": elementwise(
+        "gelu", REAL, lambda z: 0.5 * z * (1 + np.tanh(np.sqrt(2 / np.pi) * (z + 0.044715 * z**3)))
+    ),
     "sum": Case('L = "sum((x + w) * t)"', REAL, WEIGHTS, lambda x, t: (x * t).sum(-1)),
     "mean": Case('L = "mean((x + w) * t)"', REAL, WEIGHTS, lambda x, t: (x * t).sum(-1) / D),
     "softmax": Case(
@@ -399,6 +402,18 @@ DEFINITIONS = {
     "tanh": ((), np.tanh, lambda z: 1 - np.tanh(z) ** 2),
     "sigmoid": ((), sigmoid, lambda z: sigmoid(z) * (1 - sigmoid(z))),
     "softplus": ((), lambda z: np.log1p(np.exp(z)), sigmoid),
+    "gelu": (
+        (),
+        lambda z: 0.5 * z * (1 + np.tanh(np.sqrt(2 / np.pi) * (z + 0.044715 * z**3))),
+        lambda z: (
+            0.5 * (1 + np.tanh(np.sqrt(2 / np.pi) * (z + 0.044715 * z**3)))
+            + 0.5
+            * z
+            * (1 - np.tanh(np.sqrt(2 / np.pi) * (z + 0.044715 * z**3)) ** 2)
+            * np.sqrt(2 / np.pi)
+            * (1 + 3 * 0.044715 * z**2)
+        ),
+    ),
     "relu": ((0,), lambda z: np.maximum(z, 0), lambda z: (z > 0) * 1.0),
     "relu at_zero=1": ((1,), lambda z: np.maximum(z, 0), lambda z: (z >= 0) * 1.0),
     "leaky_relu": (

@@ -40,6 +40,7 @@ CASES: dict[str, tuple[Callable, str]] = {
     "relu": (lambda b, z, t: b.call("relu", z), "real"),
     "leaky_relu": (lambda b, z, t: b.call("leaky_relu", z, slope=0.1), "real"),
     "softplus": (lambda b, z, t: b.call("softplus", z), "real"),
+    "gelu": (lambda b, z, t: b.call("gelu", z), "real"),
     "pow": (lambda b, z, t: z**3 - 2 / (z * z + 1), "real"),
     "mean": (lambda b, z, t: b.call("mean", z * t), "real"),
     "softmax": (lambda b, z, t: b.call("softmax", z), "real"),
@@ -123,3 +124,15 @@ def test_bce_with_logits_is_stable_for_huge_logits(tmp_path: Path) -> None:
         loss, grads = mod.loss_and_grad(params, batch)
     assert np.isfinite(loss) and loss > 100  # confidently wrong examples cost a lot, not inf
     assert all(np.all(np.isfinite(g)) for g in grads.values())
+
+
+def test_gelu_spellings() -> None:
+    """GELU (tanh approximation) in emitted code and in LaTeX, from its one record."""
+    from derive.tex.printer import OP_LATEX
+
+    b = Builder("g", {"d": 2}, taken=["x", "w", "L"])
+    x, w = b.input("x", ["d"]), b.param("w", ["d"])
+    b.let("L", b.call("sum", b.call("gelu", w * x)))
+    text = render(derive(b.loss("L")))
+    assert "def _gelu(z):" in text and "_gelu(w * x)" in text
+    assert OP_LATEX["gelu"] == r"\operatorname{GELU}"

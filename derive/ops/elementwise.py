@@ -54,3 +54,22 @@ OPS = [
         latex=r"\operatorname{softplus}",
     ),
 ]
+
+GELU_HELPER = '''def _gelu(z):
+    """GELU, tanh approximation: z/2 (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)))."""
+    return 0.5 * z * (1 + np.tanh(0.7978845608028654 * (z + 0.044715 * z**3)))'''
+
+OPS.append(
+    Op(
+        "gelu",
+        E,
+        ("z",),
+        doc="z/2 (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))), the tanh approximation of z Phi(z)",
+        definition=lambda sp, z: (
+            z / 2 * (1 + sp.tanh(sp.sqrt(2 / sp.pi) * (z + sp.Rational(44715, 10**6) * z**3)))
+        ),
+        numpy="_gelu({z})",
+        numpy_helper=GELU_HELPER,
+        latex=r"\operatorname{GELU}",
+    )
+)
