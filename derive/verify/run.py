@@ -4,7 +4,6 @@ SymPy cross-check, the latter under a time budget (skipped, not failed, past it)
 
 from __future__ import annotations
 
-import signal
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from derive.graph.nodes import Graph
+from derive.verify.budget import OverBudget, run_with_budget
 from derive.verify.finite_diff import fd_check
 from derive.verify.magnitudes import large_magnitude_check
 from derive.verify.module import load_module, resolve_dims
@@ -51,25 +51,10 @@ def _guarded(graph: Graph, module: Any, seed: int) -> SymbolicResult:
         return SymbolicResult(True, {}, {}, note, skipped=True)
 
 
-class _OverBudget(Exception):
-    pass
-
-
 def within_budget(run: Callable[[], SymbolicResult], seconds: float) -> SymbolicResult:
-    """``run()``, or a skipped result when it takes longer than ``seconds`` (POSIX timers)."""
-    if seconds <= 0 or not hasattr(signal, "setitimer"):
-        return run()
-
-    def stop(signum: int, frame: object) -> None:
-        raise _OverBudget
-
-    previous = signal.signal(signal.SIGALRM, stop)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    """``run()``, or a skipped result when it takes longer than ``seconds`` (any thread)."""
     try:
-        return run()
-    except _OverBudget:
+        return run_with_budget(run, seconds)
+    except OverBudget:
         note = f"skipped: over its {seconds:g} s budget (it grows with depth; see --budget)"
         return SymbolicResult(True, {}, {}, note, skipped=True)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
