@@ -10,7 +10,8 @@ import pytest
 
 from derive.autodiff.reverse import derive
 from derive.emit.numpy_module import render
-from derive.graph.builder import Builder, Tensor
+from derive.graph.builder import Builder
+from derive.graph.tensor import Tensor
 from derive.ops.table import BUILTIN_OPS
 from derive.verify.finite_diff import fd_check
 from derive.verify.module import load_module

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import sympy as sp
 
 if TYPE_CHECKING:
-    from derive.graph.builder import Builder, Tensor
+    from derive.graph.builder import Builder
+    from derive.graph.tensor import Tensor
 
 MASK_ROLE = "dropout_mask"
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from derive.graph.builder import Builder, Tensor
+    from derive.graph.builder import Builder
+    from derive.graph.tensor import Tensor
     from derive.lang.records import Spec
 
 

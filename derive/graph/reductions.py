@@ -18,7 +18,8 @@ import sympy as sp
 from sympy import Sum
 
 if TYPE_CHECKING:
-    from derive.graph.builder import Builder, Tensor
+    from derive.graph.builder import Builder
+    from derive.graph.tensor import Tensor
 
 
 def axes_of(b: Builder, a: Tensor, axis: object, op: str) -> list[int]:
@@ -56,7 +57,7 @@ def reduce(
     keepdims: bool = False,
 ) -> Tensor:
     """``coeff Σ`` (or max/argmax) of ``a`` over the per-example ``axes``, as one node."""
-    from derive.graph.builder import Tensor
+    from derive.graph.tensor import Tensor
 
     if not axes:
         return Tensor(b, coeff * a.expr, a.dims) if coeff != 1 else a
