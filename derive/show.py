@@ -104,17 +104,17 @@ def show_json(d: Derivation, parsable: bool = True) -> dict[str, Any]:
     Strings parse with plain ``sympy.sympify`` unless ``parsable`` is False (then they
     use the ``W2[n_1, j]`` notation of ``derive show``).
     """
-    g = d.graph
+    graph = d.graph
     nodes: dict[str, Any] = {}
     memo: dict[str, sp.Expr] = {}
-    for node in g.nodes:
+    for node in graph.nodes:
         if not node.user:
             continue
         entry: dict[str, Any] = {"kind": node.kind if node.kind in ("input", "param") else "value"}
         entry["forward"] = spec_str(forward_expr(d, node), parsable)
         if "text" in node.meta:
             entry["equation"] = node.meta["text"]
-        if node is g.loss:
+        if node is graph.loss:
             entry["adjoint"] = "1"
         elif node.name in d.adjoints:
             adj = d.adjoints[node.name]
@@ -125,10 +125,10 @@ def show_json(d: Derivation, parsable: bool = True) -> dict[str, Any]:
             entry["dropout"] = dropout_fact(g, node)
         nodes[node.name] = entry
     return {
-        "name": g.name,
-        "loss": g.loss.name,
-        "reduction": g.reduction,
-        "batch_size": g.batch_size.name,
+        "name": graph.name,
+        "loss": graph.loss.name,
+        "reduction": graph.reduction,
+        "batch_size": graph.batch_size.name,
         "nodes": nodes,
     }
 

@@ -162,7 +162,7 @@ def _balanced(text: str) -> bool:
     return depth == 0
 
 
-def full_shape(code: str, expr: sp.Expr, node: Node, g: Graph) -> str:
+def full_shape(code: str, expr: sp.Expr, node: Node, graph: Graph) -> str:
     """``code`` broadcast to the node's whole shape when ``expr`` is constant along an axis.
 
     ``mean(f)`` has the adjoint ``g_L/k`` for every entry of ``f``: without this the
@@ -171,11 +171,11 @@ def full_shape(code: str, expr: sp.Expr, node: Node, g: Graph) -> str:
     missing = [lab for lab in node.labels if lab not in expr.free_symbols]
     if not missing:
         return code
-    sizes = [g.batch_size.name if d == BATCH else str(d) for d in node.dims]
+    sizes = [graph.batch_size.name if d == BATCH else str(d) for d in node.dims]
     shape = "(" + ", ".join(sizes) + ("," if len(sizes) == 1 else "") + ")"
-    if not expr.atoms(Indexed, Symbol) - set(g.labels.sizes.values()):
+    if not expr.atoms(Indexed, Symbol) - set(graph.labels.sizes.values()):
         # a constant (z = 0 * x) takes the dtype of the data, not NumPy's int or float64
-        leaf = next(iter(g.inputs or g.params))
+        leaf = next(iter(graph.inputs or graph.params))
         return f"np.full({shape}, {code}, dtype={leaf}.dtype)"
     return f"np.broadcast_to({code}, {shape}).copy()"
 
@@ -186,15 +186,15 @@ def shape_text(node: Node, graph: Graph) -> str:
 
 
 def build_module(d: Derivation) -> Module:
-    g = d.graph
-    mod = Module(g)
+    graph = d.graph
+    mod = Module(graph)
     needed = d.needed()
     back_exprs = [d.adjoints[n].expr for n in needed]
     read = {atom_name(a) for e in back_exprs for a in e.atoms(Indexed, Symbol)} - {None}
-    stable = {n.name: stabilize(n.expr, g) for n in g.nodes if n.expr is not None}
-    live = live_nodes(g, stable, read)
-    consumers = g.consumers()
-    uses = {n.name: 0 for n in g.nodes}
+    stable = {n.name: stabilize(n.expr, graph) for n in graph.nodes if n.expr is not None}
+    live = live_nodes(graph, stable, read)
+    consumers = graph.consumers()
+    uses = {n.name: 0 for n in graph.nodes}
     for name, e in stable.items():
         if name in live:
             for a in e.atoms(Indexed, Symbol):
@@ -202,24 +202,24 @@ def build_module(d: Derivation) -> Module:
                     uses[atom_name(a)] += 1
     inline = {
         n.name
-        for n in g.nodes
+        for n in graph.nodes
         if not n.user
         and n.kind in ("pointwise", "contraction")
         and n.name not in read
         and uses[n.name] == 1
         and all(c.kind == "pointwise" for c in consumers[n.name])
     }
-    for n in g.nodes:
+    for n in graph.nodes:
         if n.expr is None or n.name in inline or n.name not in live:
             continue
-        expr = inline_nodes(stable[n.name], g, {k: stable[k] for k in inline})
+        expr = inline_nodes(stable[n.name], graph, {k: stable[k] for k in inline})
         if n.kind in ("max", "argmax"):
             p = NumPyIndexPrinter(n.labels)
             code = p.reduction(n.expr, list(n.labels), how=n.kind)
         else:
-            code = full_shape(print_expr(expr, n.labels, mod), expr, n, g)
-        mod.forward.append(Line(n.name, code, "", shape_text(n, g)))
-    mod.cache = [n.name for n in g.nodes if n.expr is not None and (n.user or n.name in read)]
+            code = full_shape(print_expr(expr, n.labels, mod), expr, n, graph)
+        mod.forward.append(Line(n.name, code, "", shape_text(n, graph)))
+    mod.cache = [n.name for n in graph.nodes if n.expr is not None and (n.user or n.name in read)]
     order, exprs = shared_sums(d, needed)
     for name in order:
         adj = d.adjoints[name]
@@ -228,18 +228,18 @@ def build_module(d: Derivation) -> Module:
         expr = exprs[name]
         math = f"{target}{_idx(node)} = {adj.expr}"
         if expr.has(sp.Piecewise):
-            expr = hoist_sums(expr, target, node, g, mod)
-        code = full_shape(print_expr(expr, node.labels, mod), expr, node, g)
-        mod.backward.append(Line(target, code, math, shape_text(node, g)))
-    for name in g.params:
+            expr = hoist_sums(expr, target, node, graph, mod)
+        code = full_shape(print_expr(expr, node.labels, mod), expr, node, graph)
+        mod.backward.append(Line(target, code, math, shape_text(node, graph)))
+    for name in graph.params:
         if name not in d.adjoints:
-            why = f"{name} does not affect the loss {g.loss.name}"
+            why = f"{name} does not affect the loss {graph.loss.name}"
             mod.backward.append(Line(adjoint_name(name), f"np.zeros_like({name})", why))
-    mod.sizes_forward = size_lines(g, [ln.code for ln in mod.forward])
-    mod.sizes_backward = size_lines(g, [ln.code for ln in mod.backward])
+    mod.sizes_forward = size_lines(graph, [ln.code for ln in mod.forward])
+    mod.sizes_backward = size_lines(graph, [ln.code for ln in mod.backward])
     fwd_words = _words([ln.code for ln in mod.forward + mod.sizes_forward])
     back_words = _words([ln.code for ln in mod.backward + mod.sizes_backward])
-    leaves = [*g.params, *g.inputs]
+    leaves = [*graph.params, *graph.inputs]
     mod.forward_reads = [n for n in leaves if n in fwd_words]
     mod.backward_reads = [n for n in leaves if n in back_words]
     mod.cache_reads = [n for n in mod.cache if n in back_words]
@@ -284,7 +284,7 @@ def _words(codes: list[str]) -> set[str]:
     return set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", " ".join(codes)))
 
 
-def hoist_sums(expr: sp.Expr, target: str, node: Node, g: Graph, mod: Module) -> sp.Expr:
+def hoist_sums(expr: sp.Expr, target: str, node: Node, graph: Graph, mod: Module) -> sp.Expr:
     """Compute the sums in ``expr`` first, so ``np.where`` picks between arrays, not products.
 
     ``np.where(z >= 0, up, 0.1 * up)`` keeps the dtype of ``up``; multiplying by
@@ -300,10 +300,10 @@ def hoist_sums(expr: sp.Expr, target: str, node: Node, g: Graph, mod: Module) ->
     return sp.piecewise_fold(expr.xreplace(subs))
 
 
-def live_nodes(g: Graph, stable: dict[str, sp.Expr], read: set) -> set[str]:
+def live_nodes(graph: Graph, stable: dict[str, sp.Expr], read: set) -> set[str]:
     """Values the module computes: every named value, what backward reads, and their inputs."""
-    live = {n.name for n in g.nodes if n.user} | set(read)
-    for n in reversed(g.nodes):
+    live = {n.name for n in graph.nodes if n.user} | set(read)
+    for n in reversed(graph.nodes):
         if n.name in live and n.name in stable:
             live |= {atom_name(a) for a in stable[n.name].atoms(Indexed, Symbol)} - {None}
     return live
@@ -313,12 +313,12 @@ def _idx(node: Node) -> str:
     return f"[{', '.join(map(str, node.labels))}]" if node.labels else ""
 
 
-def size_lines(g: Graph, codes: list[str]) -> list[Line]:
+def size_lines(graph: Graph, codes: list[str]) -> list[Line]:
     """``m = x.shape[0]`` for every size symbol the code uses."""
     words = _words(codes)
     out = []
-    sources = [*g.inputs.values(), *g.params.values()]
-    for dim, sym in g.labels.sizes.items():
+    sources = [*graph.inputs.values(), *graph.params.values()]
+    for dim, sym in graph.labels.sizes.items():
         if not isinstance(sym, Symbol) or sym.name not in words:
             continue
         for leaf in sources:
@@ -331,38 +331,39 @@ def size_lines(g: Graph, codes: list[str]) -> list[Line]:
 def render(d: Derivation, spec_path: str | None = None) -> str:
     """The generated module's source text (deterministic for a given spec)."""
     mod = build_module(d)
-    g = d.graph
-    inits = {n: init_code(g, n) for n in g.params}
+    graph = d.graph
+    inits = {n: init_code(graph, n) for n in graph.params}
     ctx = {
-        "g": g,
+        "graph": graph,
         "mod": mod,
-        "spec_path": spec_path or g.file or "<python>",
-        "dims": {k: v for k, v in g.dims.items()},
+        "spec_path": spec_path or graph.file or "<python>",
+        "dims": {k: v for k, v in graph.dims.items()},
         "inputs": {
-            n: (tuple(x for x in node.dims[1:]), g.input_kinds[n]) for n, node in g.inputs.items()
+            n: (tuple(x for x in node.dims[1:]), graph.input_kinds[n])
+            for n, node in graph.inputs.items()
         },
-        "params": {n: tuple(node.dims) for n, node in g.params.items()},
+        "params": {n: tuple(node.dims) for n, node in graph.params.items()},
         "inits": inits,
         "uses_rng": any("rng" in c for c in inits.values()),
         "uses_glorot": any("glorot" in c for c in inits.values()),
         "param_dims": tuple(
-            dict.fromkeys(d for n in g.params.values() for d in n.dims if isinstance(d, str))
+            dict.fromkeys(d for n in graph.params.values() for d in n.dims if isinstance(d, str))
         ),
-        "seed_dims": g.loss.dims,
-        "batch": g.batch_size.name,
-        "first_input": next(iter(g.inputs)),
+        "seed_dims": graph.loss.dims,
+        "batch": graph.batch_size.name,
+        "first_input": next(iter(graph.inputs)),
     }
     return render_template("numpy_module.py.j2", api=API, **ctx)
 
 
-def init_code(g: Graph, name: str) -> str:
+def init_code(graph: Graph, name: str) -> str:
     """How ``init_params`` fills one parameter: its spec ``init``, else by its role.
 
     A scale (batch norm's gamma) starts at ones, so the layer first passes x-hat through;
     a matrix gets Glorot, anything else (biases, shifts) zeros.
     """
-    node = g.params[name]
-    init = g.param_init.get(name)
+    node = graph.params[name]
+    init = graph.param_init.get(name)
     shape = py_literal(tuple(_SizeRef(d) for d in node.dims))
     if init is None and node.meta.get("role") == "scale":
         init = "ones"

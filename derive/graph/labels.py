@@ -145,15 +145,15 @@ def definition_at(node: Node, labels: tuple, graph: Graph) -> sp.Expr:
     return instantiate(node.expr, node.labels, labels, graph)
 
 
-def inline_nodes(expr: sp.Expr, g: Graph, inline: dict[str, sp.Expr]) -> sp.Expr:
+def inline_nodes(expr: sp.Expr, graph: Graph, inline: dict[str, sp.Expr]) -> sp.Expr:
     """Write the values named in ``inline`` (name -> definition) into ``expr``, repeatedly."""
-    for _ in range(len(g.nodes)):
+    for _ in range(len(graph.nodes)):
         subs = {}
-        for n in g.nodes:
+        for n in graph.nodes:
             if n.name in inline:
                 for o in occurrences(expr, n):
                     idx = o.indices if isinstance(o, Indexed) else ()
-                    subs[o] = instantiate(inline[n.name], n.labels, idx, g)
+                    subs[o] = instantiate(inline[n.name], n.labels, idx, graph)
         if not subs:
             return expr
         expr = expr.xreplace(subs)
