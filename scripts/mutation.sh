@@ -25,8 +25,8 @@ out=${OUT:-$root/mutation-results}
 jobs=${JOBS:-1}
 # the engine's tests (answers, grading and training have their own, slower suites)
 tests=${TESTS:-tests/test_op_values.py tests/test_special_points.py tests/test_checker_failures.py
-    tests/test_numcheck.py tests/test_ops.py tests/test_op_params.py tests/test_derivation.py
-    tests/test_nesting.py tests/test_emit.py tests/test_regressions.py tests/test_cli.py}
+    tests/test_verify_finite_diff.py tests/test_ops.py tests/test_op_params.py tests/test_autodiff.py
+    tests/test_nesting.py tests/test_emit_numpy.py tests/test_regressions.py tests/test_cli.py}
 mkdir -p "$out"
 
 if [ "$#" -gt 0 ]; then
@@ -34,7 +34,8 @@ if [ "$#" -gt 0 ]; then
 else
     modules=(
         derive/ops/functions.py
-        derive/autodiff/reverse.py derive/autodiff/rewrite.py derive/autodiff/canon.py
+        derive/autodiff/reverse.py derive/autodiff/rewrite.py derive/autodiff/rules.py
+        derive/autodiff/canon.py
         derive/emit/printers.py derive/emit/numpy_module.py
         derive/verify/finite_diff.py derive/verify/symbolic.py derive/verify/report.py
         derive/verify/run.py
@@ -54,8 +55,8 @@ also_copy = ["templates/", "examples/", "generated/", "derive/data/"]
 pytest_add_cli_args_test_selection = [$(quoted $tests)]
 pytest_add_cli_args = [
     "-m", "not slow", "-p", "no:cacheprovider",
-    "--deselect", "tests/test_emit.py::test_committed_module_is_fresh",
-    "--deselect", "tests/test_emit.py::test_header_names_the_spec_and_its_sha256",
+    "--deselect", "tests/test_emit_numpy.py::test_committed_module_is_fresh",
+    "--deselect", "tests/test_emit_numpy.py::test_header_names_the_spec_and_its_sha256",
 ]
 use_git_change_detection = false
 TOML
