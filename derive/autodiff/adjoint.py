@@ -68,7 +68,7 @@ class Derivation:
         return [n for n in self.adjoints if n in need]
 
 
-def _constant_input(graph: Graph, node: Node) -> bool:
+def constant_input(graph: Graph, node: Node) -> bool:
     """Targets and labels (one-hot, probability, binary inputs) get no adjoint."""
     return node.kind == "input" and graph.input_kinds.get(node.name, "real") != "real"
 

@@ -23,7 +23,7 @@ from functools import lru_cache
 import sympy as sp
 from sympy import Indexed, Sum
 
-from derive.autodiff.adjoint import Adjoint, Derivation, _constant_input, adjoint_atom, staged
+from derive.autodiff.adjoint import Adjoint, Derivation, adjoint_atom, constant_input, staged
 from derive.autodiff.canon import Canon, tables_for
 from derive.autodiff.rewrite import rewrite
 from derive.autodiff.steps import Definition, Fact, OutputForm, Step, StepKind
@@ -44,7 +44,7 @@ def derive(graph: Graph) -> Derivation:
     canon = Canon(graph, tables_for(graph))
     adjoints: dict[str, Adjoint] = {}
     for node in reversed(graph.nodes):
-        if node.name not in path or node.nograd or _constant_input(graph, node):
+        if node.name not in path or node.nograd or constant_input(graph, node):
             continue
         named = node is graph.loss
         if node is not graph.loss:

@@ -32,10 +32,18 @@ BATCH = "batch"
 class Node:
     """One value of the network.
 
-    ``kind`` is ``input``, ``param``, ``pointwise`` or ``contraction``.  ``expr`` is the
-    defining index expression in this node's own ``labels`` (None for leaves).
-    ``user`` marks names the author wrote (their adjoints stay named); ``op`` is the
-    op that produced the node (for stable emission and for display).
+    ``kind`` is ``input``, ``param``, ``pointwise``, ``contraction``, or ``max`` /
+    ``argmax`` (reductions with no derivative).  ``expr`` is the defining index expression
+    in this node's own ``labels`` (None for leaves).  ``user`` marks names the author wrote
+    (their adjoints stay named); ``op`` is the op that produced the node (for stable
+    emission and for display); ``nograd`` marks values the derivative does not flow
+    through (``stop``).
+
+    ``meta`` keys: ``text`` (the spec equation), ``macro`` (the built-in or custom op whose
+    body made the node), ``stage`` (its adjoint is named: an op's argument or result at
+    the top of an equation), ``preactivation`` (an elementwise op's unnamed argument),
+    ``role`` (``scale``: batch norm's gamma starts at ones), ``no_derivative``, ``line``
+    and ``where`` (a user's max/argmax, rejected on the loss path).
     """
 
     name: str
