@@ -122,7 +122,7 @@ def show_json(d: Derivation, parsable: bool = True) -> dict[str, Any]:
             entry["staged"] = spec_str(seeded(d, adj.expr), parsable)
             entry["steps"] = [j for _, j in shown_steps(d, node.name, parsable)]
         if node.meta.get("role") == MASK_ROLE:
-            entry["dropout"] = dropout_fact(g, node)
+            entry["dropout"] = dropout_fact(graph, node)
         nodes[node.name] = entry
     return {
         "name": graph.name,
@@ -163,11 +163,11 @@ def show_text(d: Derivation) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def dropout_fact(g, node) -> dict[str, Any]:
+def dropout_fact(graph, node) -> dict[str, Any]:
     """E[mask] over its two outcomes, worked out by SymPy, and what it gives: E[h'] = h."""
     p = sp.Symbol("p", positive=True)
     outcomes, value = mask_expectation(p)
-    user = next((c.name for c in g.consumers()[node.name] if c.user), None)
+    user = next((c.name for c in graph.consumers()[node.name] if c.user), None)
     of = node.meta.get("of") or "h"
     return {
         "of": of,

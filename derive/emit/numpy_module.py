@@ -245,7 +245,7 @@ def build_module(d: Derivation) -> Module:
     mod.cache_reads = [n for n in mod.cache if n in back_words]
     mod.dropout = {
         n: (node.meta.get("of"), node.meta["drop"])
-        for n, node in g.inputs.items()
+        for n, node in graph.inputs.items()
         if node.meta.get("role") == MASK_ROLE
     }
     return mod
