@@ -88,7 +88,18 @@ def _parser() -> argparse.ArgumentParser:
     chk.set_defaults(run=cmd_check)
     show = sub.add_parser("show", help="print every derived adjoint and the steps taken")
     show.add_argument("spec", metavar="SPEC")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="print the result as JSON")
+    show.add_argument(
+        "--full",
+        action="store_true",
+        help="also write every adjoint out in forward values (grows with depth; see --budget)",
+    )
+    show.add_argument(
+        "--budget",
+        type=_seconds,
+        default=10.0,
+        help="seconds --full may spend before it leaves the remaining adjoints staged (default 10)",
+    )
     show.set_defaults(run=cmd_show)
     tex = sub.add_parser("tex", help="write the derivation as LaTeX (Beamer, article, Markdown)")
     tex.set_defaults(run=cmd_tex)
@@ -307,9 +318,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     d = derive_spec(args.spec)
     if args.json:
-        print(json.dumps(show_json(d), indent=2))
+        print(json.dumps(show_json(d, full=args.full, budget=args.budget), indent=2))
     else:
-        print(show_text(d))
+        print(show_text(d, full=args.full, budget=args.budget), end="")
     return 0
 
 

@@ -22,7 +22,7 @@ def run_demo(out: Path, epochs: int = 30) -> int:
     print(EXAMPLE.read_text(encoding="utf-8"))
     gen = generate(EXAMPLE, out)
     d = gen.derivation
-    shown = show_json(d, parsable=False)["nodes"]
+    shown = show_json(d, parsable=False, full=False)["nodes"]
     print("2. Derivation (per-example adjoints, each step recorded)\n")
     for name in ("f", "z1"):
         print(f"   dL/d{name}, staged as {adjoint_name(name)}:")

@@ -8,6 +8,12 @@ one example's loss); the emitted code scales it by the batch reduction.
 
 from __future__ import annotations
 
+import math
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import sympy as sp
@@ -46,25 +52,75 @@ def seeded(d: Derivation, e: sp.Expr) -> sp.Expr:
     return e.xreplace(subs)
 
 
-def full_adjoint(d: Derivation, name: str, memo: dict[str, sp.Expr] | None = None) -> sp.Expr:
-    """The adjoint with every named adjoint it reads substituted in (for display)."""
+MAX_FULL_SIZE = 4000
+"""Largest staged-and-substituted adjoint (in SymPy operations) that ``full_adjoint`` tidies;
+fully substituted adjoints grow exponentially with depth, so bigger ones are not attempted."""
+
+
+class _OverBudget(Exception):
+    pass
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Raise :class:`_OverBudget` inside the block after ``seconds`` (main thread, POSIX)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "setitimer"
+    ):
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise _OverBudget
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def full_adjoint(
+    d: Derivation,
+    name: str,
+    memo: dict[str, sp.Expr | None] | None = None,
+    deadline: float | None = None,
+) -> sp.Expr | None:
+    """The adjoint with every named adjoint it reads substituted in (for display).
+
+    None when it cannot be had in time: past ``deadline`` (a ``time.monotonic()`` value),
+    above ``MAX_FULL_SIZE`` operations, or when an adjoint it reads was not had.
+    """
     memo = {} if memo is None else memo
     if name in memo:
         return memo[name]
+    memo[name] = None
     adj = d.adjoints[name]
     expr = adj.expr
     subs = {}
     for a in expr.atoms(Indexed, Symbol):
         target = gradient_of(atom_name(a))
         if target in d.adjoints:
+            inner = full_adjoint(d, target, memo, deadline)
+            if inner is None:
+                return None
             node = d.adjoints[target].node
             idx = a.indices if isinstance(a, Indexed) else ()
-            subs[a] = instantiate(full_adjoint(d, target, memo), node.labels, idx, d.graph)
-    canon = Canon(d.graph, tables_for(d.graph))
+            subs[a] = instantiate(inner, node.labels, idx, d.graph)
     direct = seeded(d, expr.xreplace(subs))
-    full = canon(direct)
-    forms = [direct, full, merge_sums(full), merge_sums(full, tidy=sp.factor)]
-    memo[name] = min((sp.factor_terms(f) for f in forms), key=size)
+    left = math.inf if deadline is None else deadline - time.monotonic()
+    if left <= 0 or size(direct) > MAX_FULL_SIZE:
+        return None
+    canon = Canon(d.graph, tables_for(d.graph))
+    try:
+        with _time_limit(left) if math.isfinite(left) else nullcontext():
+            full = canon(direct)
+            forms = [direct, full, merge_sums(full), merge_sums(full, tidy=sp.factor)]
+            memo[name] = min((sp.factor_terms(f) for f in forms), key=size)
+    except _OverBudget:
+        return None
     return memo[name]
 
 
@@ -73,7 +129,8 @@ def forward_expr(d: Derivation, node: Node) -> sp.Expr:
     if node.expr is None:
         return node.atom
     unnamed = {n.name: n.expr for n in d.graph.nodes if not (n.user or n.nograd or n.expr is None)}
-    return inline_nodes(node.expr, d.graph, unnamed)
+    with sp.evaluate(False):  # SymPy's automatic evaluation of tanh(tanh(...)) is exponential
+        return inline_nodes(node.expr, d.graph, unnamed)
 
 
 def step_json(d: Derivation, s: Step, parsable: bool = True) -> dict[str, str]:
@@ -98,15 +155,75 @@ def shown_steps(d: Derivation, name: str, parsable: bool = True) -> list[tuple[S
     return out
 
 
-def show_json(d: Derivation, parsable: bool = True) -> dict[str, Any]:
-    """Every named value: ``forward``, ``adjoint`` (one example's), ``staged`` and ``steps``.
+def _names(e: sp.Expr) -> set[str]:
+    return {atom_name(a) for a in e.atoms(Indexed, Symbol)} - {None}
 
-    Strings parse with plain ``sympy.sympify`` unless ``parsable`` is False (then they
-    use the ``W2[n_1, j]`` notation of ``derive show``).
+
+def visible_steps(d: Derivation, name: str, parsable: bool = True) -> list[dict[str, str]]:
+    """The recorded steps of ``name``'s adjoint as a reader follows them.
+
+    Values a built-in op makes inside itself (softmax's ``e``, ``s``, ``c``, batch norm's
+    centred input) are not the user's: a run of steps whose results are written in them is
+    shown as one line naming the op (a dict with ``rule`` and ``note`` only), unless the
+    final staged form itself uses them (``xhat``, ``std``). Steps that change nothing on
+    screen are left out.
+    """
+    g = d.graph
+    adj = d.adjoints[name]
+    final = _names(adj.expr)
+    hidden = {n.name for n in g.nodes if not n.user and n.expr is not None} - final
+    hidden |= {adjoint_name(n) for n in hidden}
+    macro = {n.name: n.meta.get("macro") for n in g.nodes}
+    out: list[dict[str, str]] = []
+    run: list[str] = []
+    for st, js in shown_steps(d, name, parsable):
+        local = st.kind is StepKind.LOCAL_DERIVATIVE
+        inside = (_names(st.after) | (_names(st.before) if local else set())) & hidden
+        if inside:
+            for n in sorted(inside):
+                op = macro.get(gradient_of(n) or n)
+                if op and op not in run:
+                    run.append(op)
+            continue
+        if run:
+            out.append(_through(run))
+            run = []
+        js["rule"] = " ".join(
+            w
+            for w in js["rule"].split(" ")
+            if w not in hidden and w.removeprefix("∂L/∂") not in hidden
+        )
+        out.append(js)
+    if run:
+        out.append(_through(run))
+    return out
+
+
+def _through(ops: list[str]) -> dict[str, str]:
+    """A run of steps in values a built-in op computes inside it, as one line (no formula)."""
+    what = " and ".join(ops) or "a built-in op"
+    return {
+        "kind": "through",
+        "rule": f"chain rule through the values {what} computes inside",
+        "note": "",
+    }
+
+
+def show_json(
+    d: Derivation, parsable: bool = True, *, full: bool = True, budget: float | None = 10.0
+) -> dict[str, Any]:
+    """Every named value: ``forward``, ``staged`` adjoint (one example's) and ``steps``.
+
+    With ``full`` also ``adjoint``: the staged adjoint with every adjoint it reads written
+    out. That form grows exponentially with depth; those not had within ``budget`` seconds
+    (or too large to tidy) get an ``adjoint_note`` instead. Strings parse with plain
+    ``sympy.sympify`` unless ``parsable`` is False (then they use the ``W2[n_1, j]``
+    notation of ``derive show``).
     """
     graph = d.graph
     nodes: dict[str, Any] = {}
-    memo: dict[str, sp.Expr] = {}
+    memo: dict[str, sp.Expr | None] = {}
+    deadline = None if budget is None else time.monotonic() + budget
     for node in graph.nodes:
         if not node.user:
             continue
@@ -115,12 +232,20 @@ def show_json(d: Derivation, parsable: bool = True) -> dict[str, Any]:
         if "text" in node.meta:
             entry["equation"] = node.meta["text"]
         if node is graph.loss:
-            entry["adjoint"] = "1"
-        elif node.name in d.adjoints:
+            entry["adjoint"] = entry["staged"] = "1"
+        elif node.name in d.adjoints and node.kind != "input":
             adj = d.adjoints[node.name]
-            entry["adjoint"] = spec_str(full_adjoint(d, node.name, memo), parsable)
             entry["staged"] = spec_str(seeded(d, adj.expr), parsable)
-            entry["steps"] = [j for _, j in shown_steps(d, node.name, parsable)]
+            if full:
+                whole = full_adjoint(d, node.name, memo, deadline)
+                if whole is None:
+                    entry["adjoint_note"] = (
+                        f"not written out: past the {budget:g} s budget or too large; "
+                        "the staged form is exact"
+                    )
+                else:
+                    entry["adjoint"] = spec_str(whole, parsable)
+            entry["steps"] = visible_steps(d, node.name, parsable)
         if node.meta.get("role") == MASK_ROLE:
             entry["dropout"] = dropout_fact(graph, node)
         nodes[node.name] = entry
@@ -133,9 +258,15 @@ def show_json(d: Derivation, parsable: bool = True) -> dict[str, Any]:
     }
 
 
-def show_text(d: Derivation) -> str:
-    data = show_json(d, parsable=False)
-    lines = [f"{data['name']}: adjoints of the per-example loss {data['loss']}", ""]
+def show_text(d: Derivation, *, full: bool = False, budget: float | None = 10.0) -> str:
+    """What ``derive show`` prints: per named value its staged adjoint and the steps taken.
+
+    The loss (adjoint 1) and the inputs (not learned) are left out. With ``full`` each
+    adjoint is also written out in the values of the forward pass, within ``budget``.
+    """
+    data = show_json(d, parsable=False, full=full, budget=budget)
+    how = "written out, then staged" if full else "staged as the code computes them"
+    lines = [f"{data['name']}: gradients of the per-example loss {data['loss']} ({how})", ""]
     rank = {"value": 0, "param": 1, "input": 2}
     ordered = sorted(data["nodes"].items(), key=lambda kv: rank[kv[1]["kind"]])
     for name, e in ordered:
@@ -146,19 +277,26 @@ def show_text(d: Derivation) -> str:
                 f"  E[{name}] = {f['outcomes']} = {f['expectation']}, so {f['consequence']}"
             )
             lines.append("")
-        if e["kind"] == "input" and "adjoint" not in e:
+        if name == data["loss"] or e["kind"] == "input" or "staged" not in e:
             continue
-        lines.append(f"{name} = {e.get('equation', e['forward'])}")
-        if "adjoint" in e:
-            lines.append(f"  dL/d{name} = {e['adjoint']}")
-        if e.get("staged") and e["staged"] != e["adjoint"]:
+        if e["kind"] == "param":
+            lines.append(f"{name}: parameter")
+        else:
+            lines.append(f"{name} = {e.get('equation', e['forward'])}")
+        if full:
+            whole = e.get("adjoint", "(" + e.get("adjoint_note", "") + ")")
+            lines.append(f"  dL/d{name} = {whole}")
             lines.append(f"    staged: {adjoint_name(name)} = {e['staged']}")
-        for step, s in shown_steps(d, name, parsable=False) if "steps" in e else []:
-            note = f"   [{s['note']}]" if s["note"] else ""
-            if step.kind is StepKind.LOCAL_DERIVATIVE:
-                lines.append(f"    {s['rule']}: {s['before']} = {s['after']}")
+        else:
+            lines.append(f"  dL/d{name} = {adjoint_name(name)} = {e['staged']}")
+        for st in e.get("steps", []):
+            note = f"   [{st['note']}]" if st["note"] else ""
+            if "after" not in st:
+                lines.append(f"    ({st['rule']})")
+            elif st["kind"] == "local_derivative":
+                lines.append(f"    {st['rule']}: {st['before']} = {st['after']}")
             else:
-                lines.append(f"    {s['rule']}: {s['after']}{note}")
+                lines.append(f"    {st['rule']}: {st['after']}{note}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -315,7 +315,7 @@ def test_check_json_from_console_script() -> None:
 
 
 def show(spec: Path, capsys: pytest.CaptureFixture[str]) -> dict:
-    assert main(["show", str(spec), "--json"]) == 0
+    assert main(["show", str(spec), "--json", "--full"]) == 0
     return json.loads(capsys.readouterr().out)["nodes"]
 
 

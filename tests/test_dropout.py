@@ -107,7 +107,7 @@ def test_derivation_shows_the_expectation_and_the_shared_mask() -> None:
     text = show_text(derive_spec(EXAMPLE))
     assert "mask_h1: dropout mask of h1 (drop p = 0.2)" in text
     assert "= 1, so E[h1d] = h1" in text
-    assert "staged: g_h1 = g_h1d*mask_h1" in text
+    assert "g_h1 = g_h1d*mask_h1" in text
     module = (ROOT / "generated" / "digits_dropout.py").read_text(encoding="utf-8")
     assert 'mask_h1 = cache["mask_h1"]' in module  # backward reads the forward's mask
     plain = (ROOT / "generated" / "digits_mlp.py").read_text(encoding="utf-8")

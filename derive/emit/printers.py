@@ -257,6 +257,19 @@ def _taken_by_sympy(name: str) -> bool:
     return name in vars(sp) or name in dir(builtins)
 
 
+def _factor_rank(f: sp.Expr) -> int:
+    """Where a factor goes in a product as lectures write it (see ``SpecPrinter._print_Mul``)."""
+    if f.is_Number or (isinstance(f, Symbol) and f.is_integer):  # numbers and sizes (B, k)
+        return 0
+    base = f.base if isinstance(f, sp.Pow) else f
+    if isinstance(base, Indexed | Symbol):
+        name = base.base.label.name if isinstance(base, Indexed) else base.name
+        return 1 if name.startswith("g_") else 2
+    if isinstance(base, sp.Function):
+        return 3
+    return 4
+
+
 class SpecPrinter(StrPrinter):
     """Per-example expressions in the spec's own names.
 
@@ -302,6 +315,15 @@ class SpecPrinter(StrPrinter):
             return f"{left} / ({bottom})"
         inner = self._print(sp.Mul(*few) / sp.Mul(*denom))
         return f"{left} * ({inner})"
+
+    def _print_Mul(self, expr: sp.Expr) -> str:
+        """Factors in the order lectures write them: ``g_h1*h1*(1 - h1)``.
+
+        The number first, then adjoints (``g_...``), then values and their powers, then
+        function calls, then sums of terms.
+        """
+        factors = sorted(sp.Mul.make_args(expr), key=_factor_rank)  # stable: ties keep order
+        return super()._print_Mul(sp.Mul(*factors, evaluate=False))
 
     def _print_Indexed(self, e: Indexed) -> str:
         name = e.base.label.name
