@@ -125,3 +125,9 @@ def test_errors_name_a_column() -> None:
         read(r"p - \input{x}")
     assert err.value.col == 5
     assert "not allowed" in str(err.value)
+
+
+@pytest.mark.parametrize("answer", ["w_1.T", "x.", "W. x"])
+def test_a_lone_point_is_refused_not_a_crash(answer: str) -> None:
+    with pytest.raises(AnswerError, match=r"not a number|expected"):
+        read(answer)

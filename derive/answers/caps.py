@@ -27,6 +27,8 @@ def number(tok: Token) -> int | float:
     if "." in text:
         if len(text) > 30:
             raise AnswerError("the number has too many digits", tok.col)
+        if text.strip(".") == "" or text.count(".") > 1:
+            raise AnswerError(f"'{text}' is not a number", tok.col, "write digits around the point")
         return float(text)
     if len(text) > 15:
         raise AnswerError(f"the number {text[:8]}... is too large", tok.col, "at most 15 digits")
