@@ -3,6 +3,7 @@ internal error where the user erred, or a stalled training run."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import ModuleType
 
@@ -179,3 +180,17 @@ def test_check_reports_large_magnitudes(tmp_path: Path, capsys: pytest.CaptureFi
     spec = write_spec(tmp_path, MISH)
     assert main(["check", "--no-symbolic", str(spec)]) == 0
     assert "PASS: large magnitudes" in capsys.readouterr().out
+
+
+def test_check_shrinks_huge_declared_sizes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A declared size of 10**12 is checked at a small size (no attempt to allocate it)."""
+    spec = write_spec(tmp_path, '[forward]\nL = "sum(tanh(W @ x + w))"')
+    spec.write_text(spec.read_text(encoding="utf-8").replace("d = 3", "d = 1000000000000"))
+    assert main(["check", "--json", str(spec)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["sizes"] == [
+        "d = 1000000000000 is checked at d = 5 (sizes are symbolic)"
+    ]
+    assert set(report["params"]) == {"w", "W"}

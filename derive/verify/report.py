@@ -25,6 +25,7 @@ class FullReport:
     fd: CheckReport
     symbolic: SymbolicResult | None
     magnitudes: SmokeResult | None = None
+    size_notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -34,6 +35,8 @@ class FullReport:
     def to_json(self) -> dict[str, Any]:
         out = self.fd.to_json()
         out["ok"] = self.ok
+        if self.size_notes:
+            out["sizes"] = self.size_notes
         if self.magnitudes is not None:
             out["large_magnitudes"] = {"ok": self.magnitudes.ok, "note": self.magnitudes.note}
         if self.symbolic is not None:
@@ -47,7 +50,7 @@ class FullReport:
         return out
 
     def table(self) -> str:
-        text = self.fd.table()
+        text = "".join(f"note: {n}\n" for n in self.size_notes) + self.fd.table()
         if self.magnitudes is not None:
             verdict = "PASS" if self.magnitudes.ok else "FAIL"
             text += f"\n{verdict}: large magnitudes: {self.magnitudes.note}"

@@ -33,12 +33,35 @@ def check_spec(
     with tempfile.TemporaryDirectory(prefix="derive-check-") as tmp:
         gen = generate(spec, tmp)
         module = load_module(gen.path)
-        fd = fd_check(module, seed=seed)
-        big = large_magnitude_check(module, resolve_dims(module), seed=seed)
+        dims, notes = checked_dims(module)
+        fd = fd_check(module, dims=dims, seed=seed)
+        big = large_magnitude_check(module, dims, seed=seed)
         sym = None
         if symbolic:
             sym = within_budget(lambda: _guarded(gen.derivation.graph, module, seed), budget)
-    return FullReport(fd, sym, big)
+    return FullReport(fd, sym, big, notes)
+
+
+CHECK_MAX_SIZE = 1024
+"""Largest declared dimension checked at its own size; larger ones are checked smaller."""
+
+
+def checked_dims(module: Any) -> tuple[dict[str, int], list[str]]:
+    """Sizes to check at, and a note for every declared size replaced by a small one.
+
+    The derivation is symbolic in the sizes and the emitted code reads them from its
+    arrays, so a declared ``d = 10**9`` is checked at a small size no other dimension uses.
+    """
+    dims = resolve_dims(module)
+    taken = set(dims.values())
+    notes = []
+    for name, size in dims.items():
+        if size > CHECK_MAX_SIZE:
+            small = next(n for n in range(5, CHECK_MAX_SIZE) if n not in taken)
+            taken.add(small)
+            dims[name] = small
+            notes.append(f"{name} = {size} is checked at {name} = {small} (sizes are symbolic)")
+    return dims, notes
 
 
 def _guarded(graph: Graph, module: Any, seed: int) -> SymbolicResult:
