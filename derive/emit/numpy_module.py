@@ -18,6 +18,7 @@ import sympy as sp
 from sympy import Indexed, Symbol
 
 from derive.autodiff.adjoint import Derivation, adjoint_atom, adjoint_name
+from derive.emit.layout import layout
 from derive.emit.printers import NumPyIndexPrinter
 from derive.emit.templating import py_literal, render_template
 from derive.graph.dropout import MASK_ROLE
@@ -38,17 +39,14 @@ class Line:
     shape: str = ""
 
     def source(self, indent: str = "    ", width: int = 100) -> list[str]:
-        """The assignment as source lines: math as comments, long code split at + and -."""
+        """The assignment as source lines: math as comments, long code broken as ruff does."""
         out = [f"{indent}# {part}" for part in wrap(self.math, width - len(indent) - 2)]
         tail = f"  # {self.shape}" if self.shape else ""
         first = f"{indent}{self.target} = {self.code}{tail}"
         if len(first) <= width:
             return [*out, first]
         out.append(f"{indent}{self.target} = ({tail}")
-        inner = f"{indent}    {self.code}"
-        # as ruff does: the parenthesized body stays on one line when it fits there
-        terms = [self.code] if len(inner) <= width else split_terms(self.code)
-        out += [f"{indent}    {t}" for t in terms]
+        out += layout(self.code, f"{indent}    ", width)
         out.append(f"{indent})")
         return out
 
@@ -60,21 +58,6 @@ def wrap(text: str, width: int) -> list[str]:
     import textwrap
 
     return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
-
-
-def split_terms(code: str) -> list[str]:
-    """Split before the loosest top-level operators (``+ -``, else ``* /``), as ruff does."""
-    for ops in ((" + ", " - "), (" * ", " / ")):
-        parts, depth, start = [], 0, 0
-        for k, ch in enumerate(code):
-            depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(ch, 0)
-            if depth == 0 and k > 0 and code[k : k + 3] in ops:
-                parts.append(code[start:k])
-                start = k + 1
-        parts.append(code[start:])
-        if len(parts) > 1:
-            return [t.strip() for t in parts]
-    return [code]
 
 
 @dataclass
