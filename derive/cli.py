@@ -136,6 +136,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=FORMULA",
         help="a name the answer may use, e.g. \\hat{y}=sigmoid(w1*x1)",
     )
+    formula.add_argument(
+        "--batch", action="store_true", help="with --spec: a parameter's gradient for a batch"
+    )
     formula.add_argument("--answer", help="the answer to judge")
     formula.add_argument("--choices", nargs="+", metavar="LABEL: FORMULA", help="quiz options")
     formula.add_argument("--answers", metavar="CSV", help="a class export: columns student, answer")

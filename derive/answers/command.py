@@ -40,8 +40,11 @@ def question_judge(args: argparse.Namespace) -> Judge:
     if args.spec is not None:
         from derive.answers.spec import SpecQuestion
 
-        question = SpecQuestion.load(args.spec, args.wrt, args.define, seed=args.seed)
+        batch = getattr(args, "batch", False)
+        question = SpecQuestion.load(args.spec, args.wrt, args.define, args.seed, batch)
         return question.judge
+    if getattr(args, "batch", False):
+        raise BadQuestion("--batch asks about a spec's parameter: give --spec SPEC --wrt PARAM")
     given = parse_given(args.given)
 
     def judge(answer: str) -> Verdict:

@@ -109,6 +109,8 @@ def _batch_mean(ctx: Context, got: list) -> list[Finding]:
     """``1/B`` of the batch mean in an answer about one example's loss."""
     from derive.answers.spec import BATCH_VALUE, batch_names
 
+    if ctx.question.batch:  # batch questions: judged in batchform
+        return []
     used = [n for n in batch_names(ctx.question.derivation) if n in names(ctx.tree)]
     if used and ctx.matches(got, [r / BATCH_VALUE for r in ctx.refs]):
         message = (

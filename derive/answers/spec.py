@@ -18,6 +18,14 @@ from typing import Any
 import numpy as np
 from sympy import Sum
 
+from derive.answers.batchform import (
+    BATCH_SIZES,
+    batch_env,
+    batch_findings,
+    batched,
+    capitalised,
+)
+from derive.answers.batchform import reference as batch_reference
 from derive.answers.diagnose import Context, diagnose, same
 from derive.answers.numeric import Evaluator, ShapeError, shape_text
 from derive.answers.reader import read
@@ -65,6 +73,7 @@ class SpecQuestion:
     definitions: dict[str, Tree]
     trials: list[Trial]
     spec_name: str
+    batch: bool = False  # the gradient of a whole batch's loss (parameters only)
     memo: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
@@ -75,17 +84,28 @@ class SpecQuestion:
 
     @classmethod
     def load(
-        cls, spec: str | Path, wrt: str, defines: Sequence[str] = (), seed: int = 0
+        cls,
+        spec: str | Path,
+        wrt: str,
+        defines: Sequence[str] = (),
+        seed: int = 0,
+        batch: bool = False,
     ) -> SpecQuestion:
         try:
             d = _derived(spec)
         except SpecError as err:
             raise BadQuestion(str(err)) from None
-        return cls.from_derivation(d, wrt, defines, seed, str(spec))
+        return cls.from_derivation(d, wrt, defines, seed, str(spec), batch)
 
     @classmethod
     def from_derivation(
-        cls, d: Derivation, wrt: str, defines: Sequence[str], seed: int, spec_name: str
+        cls,
+        d: Derivation,
+        wrt: str,
+        defines: Sequence[str],
+        seed: int,
+        spec_name: str,
+        batch: bool = False,
     ) -> SpecQuestion:
         try:
             node = read(wrt)
@@ -97,12 +117,18 @@ class SpecQuestion:
                 "example's loss is not defined; derive verify code judges batch gradients"
             )
         choices = questions(d)
+        if batch:
+            choices = [c for c in choices if c in d.graph.params]
         if not isinstance(node, Name) or node.id not in choices:
             raise BadQuestion(f"--wrt {wrt}: not a value of the spec ({', '.join(choices)})")
         definitions = read_definitions(defines, set(answer_names(d)))
         rng = np.random.default_rng(seed)
-        trials = [make_trial(d, rng) for _ in range(TRIALS)]
-        return cls(d, node.id, definitions, trials, spec_name)
+        if batch:
+            sizes = rng.permutation(BATCH_SIZES)
+            trials = [make_trial(d, rng, int(sizes[i % len(sizes)])) for i in range(TRIALS)]
+        else:
+            trials = [make_trial(d, rng) for _ in range(TRIALS)]
+        return cls(d, node.id, definitions, trials, spec_name, batch)
 
     @property
     def node(self) -> Node:
@@ -110,11 +136,16 @@ class SpecQuestion:
 
     @property
     def question(self) -> str:
-        return f"∂L/∂{self.wrt} for one example of {self.derivation.graph.name}"
+        g = self.derivation.graph
+        if self.batch:
+            return f"∂L/∂{self.wrt} for a batch of B examples of {g.name} ({g.reduction} loss)"
+        return f"∂L/∂{self.wrt} for one example of {g.name}"
 
     def reference_reading(self) -> Reading:
         def compute() -> Reading:
             e = full_adjoint(self.derivation, self.wrt)  # derive show's dL/dnode
+            if self.batch and self.derivation.graph.reduction == "mean":
+                e = e / self.derivation.graph.batch_size
             return Reading(spec_str(e), latex(e), mathml(e))
 
         return self.cached("reference", compute)
@@ -137,18 +168,25 @@ class SpecQuestion:
                 node = self.derivation.adjoints[base].node if base != target else by_name[target]
                 env[alias] = trial.per_example(target, node)
             env.update({n: np.asarray(float(BATCH_VALUE)) for n in batch_names(self.derivation)})
-            out.append(env)
+            out.append(batch_env(self, env, trial) if self.batch else env)
         return out
 
     def reference(self, trial: Trial) -> np.ndarray:
+        if self.batch:
+            return batch_reference(self, trial)
         return trial.per_example(adjoint_name(self.wrt), self.node)
 
     def judge(self, answer: str) -> Verdict:
         known = set(answer_names(self.derivation)) | set(self.definitions)
         known |= set(batch_names(self.derivation))
+        marks = known
+        if self.batch:
+            capitals = {capitalised(n) for n in batched(self)}
+            known |= capitals
+            marks = known - (capitals - set(answer_names(self.derivation)))
         question = self.question
         try:
-            tree = read(answer, known)
+            tree = read(answer, marks)  # a target T of the batch leaves ^T a transpose
         except AnswerError as err:
             return Verdict(Status.UNREADABLE, question, error=located(err), hint=err.hint)
         shown = reading(tree, matrix=True)
@@ -169,7 +207,8 @@ class SpecQuestion:
         ctx = Context(self, tree, envs, refs)
         ref_shown = self.reference_reading()
         entries = sum(int(r.size) for r in refs)
-        detail = f"{TRIALS} random examples at random sizes, {entries} entries, rtol 1e-8"
+        what = "batches (B from 8 to 11)" if self.batch else "examples"
+        detail = f"{TRIALS} random {what} at random sizes, {entries} entries, rtol 1e-8"
         try:
             got = [
                 Evaluator(env, dims=t.dim_names)(tree)
@@ -177,17 +216,21 @@ class SpecQuestion:
             ]
         except ShapeError as err:
             verdict = Verdict(Status.WRONG, self.question, shown, ref_shown, Method.NUMERIC, detail)
-            verdict.findings = diagnose(ctx, None, str(err))
+            found = batch_findings(self, tree, None) if self.batch else []
+            verdict.findings = found or diagnose(ctx, None, str(err))
             return verdict
         if all(same(a, r) for a, r in zip(got, refs, strict=True)):
             return Verdict(
                 Status.EQUIVALENT, self.question, shown, ref_shown, Method.NUMERIC, detail
             )
-        findings = diagnose(ctx, got, "")
+        found = batch_findings(self, tree, got) if self.batch else []
+        findings = found or diagnose(ctx, got, "")
         layout = all(same(a, r.T) for a, r in zip(got, refs, strict=True))
         status = Status.LAYOUT if layout else Status.WRONG
         trial = self.trials[0]
         point = {k: v for k, v in trial.sizes.items() if k in trial.dim_names.values()}
+        if self.batch:
+            point["B"] = trial.sizes[BATCH]
         verdict = Verdict(status, self.question, shown, ref_shown, Method.NUMERIC, detail)
         verdict.difference = Difference(point, got[0], refs[0])
         verdict.findings = findings

@@ -75,9 +75,11 @@ def random_sizes(d: Derivation, rng: np.random.Generator) -> dict[str, int]:
     return sizes
 
 
-def make_trial(d: Derivation, rng: np.random.Generator) -> Trial:
+def make_trial(d: Derivation, rng: np.random.Generator, batch: int = 1) -> Trial:
+    """A random trial of ``batch`` examples (parameters shared; seed 1 for each example)."""
     g = d.graph
     sizes = random_sizes(d, rng)
+    sizes[BATCH] = batch
     env0 = {**size_substitution(g, sizes)}
     env0.update({sp.Symbol(c, real=True): sp.Float(v) for c, v in g.constants.items()})
     values: dict[str, np.ndarray] = {}
