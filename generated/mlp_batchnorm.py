@@ -30,8 +30,11 @@ PARAMS = {
 eps = 1e-05
 
 
-def forward(params, batch):
-    """Loss and every intermediate value.
+def forward(params, batch, train=True, state=None, momentum=0.1):
+    """Loss and every intermediate value; batch norm by batch statistics in training.
+
+    Training updates ``state`` (running statistics, from ``init_state``) when it is given;
+    evaluation (``train=False``) normalizes with it instead.
 
     Parameters:
         W1: (m, d)
@@ -44,6 +47,8 @@ def forward(params, batch):
         t: (B, k) one_hot
     Returns (loss, cache); cache["L"] is the per-example loss.
     """
+    if not train and state is None:
+        raise ValueError("evaluation needs the running statistics: forward(..., state=...)")
     W1 = params["W1"]
     gamma = params["gamma"]
     beta = params["beta"]
@@ -53,8 +58,14 @@ def forward(params, batch):
     t = batch["t"]
     B = x.shape[0]
     z1 = x @ W1.T  # (B, m)
-    z_centered = -(z1.sum(axis=0)) / B + z1  # (B, m)
-    std = np.sqrt((np.einsum("ab,ab->b", z_centered, z_centered)) / B + eps)  # (m,)
+    if train:
+        z_centered = -(z1.sum(axis=0)) / B + z1  # (B, m)
+        std = np.sqrt((np.einsum("ab,ab->b", z_centered, z_centered)) / B + eps)  # (m,)
+        if state is not None:
+            _running(state, "z1", z1, z_centered, momentum)
+    else:
+        z_centered = z1 - state["z1.mean"]  # (B, m)
+        std = np.sqrt(state["z1.var"] + eps)  # (m,)
     xhat = z_centered / std  # (B, m)
     y1 = gamma * xhat + beta  # (B, m)
     h1 = np.tanh(y1)  # (B, m)
@@ -124,10 +135,30 @@ def backward(params, batch, cache, g_loss=None):
     }
 
 
-def loss_and_grad(params, batch):
-    """(loss, grads) in one call."""
-    loss, cache = forward(params, batch)
+def loss_and_grad(params, batch, train=True, state=None, momentum=0.1):
+    """(loss, grads) in one call; ``state`` as in ``forward``."""
+    loss, cache = forward(params, batch, train, state, momentum)
     return loss, backward(params, batch, cache)
+
+
+def init_state(dims=None, dtype=np.float64):
+    """Running statistics of every batch norm: means at zeros, variances at ones."""
+    sizes = {**DIMS, **(dims or {})}
+    return {
+        "z1.mean": np.zeros((sizes["m"],), dtype=dtype),
+        "z1.var": np.ones((sizes["m"],), dtype=dtype),
+    }
+
+
+def _running(state, name, z, z_centered, momentum):
+    """Running statistics moved toward the batch's: run = (1 - momentum) run + momentum stat.
+
+    The variance is the unbiased one, sum_b z_centered**2 / (B - 1), as PyTorch's BatchNorm.
+    """
+    mean, var = state[name + ".mean"], state[name + ".var"]
+    batch_var = (z_centered * z_centered).sum(axis=0) / (len(z) - 1)
+    state[name + ".mean"] = (1 - momentum) * mean + momentum * z.mean(axis=0)
+    state[name + ".var"] = (1 - momentum) * var + momentum * batch_var
 
 
 def init_params(seed=0, dims=None, dtype=np.float64):

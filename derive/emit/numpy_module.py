@@ -20,6 +20,7 @@ from sympy import Indexed, Symbol
 from derive.autodiff.adjoint import Derivation, adjoint_atom, adjoint_name
 from derive.emit.layout import layout
 from derive.emit.printers import NumPyIndexPrinter
+from derive.emit.running import state_shapes, switch_lines
 from derive.emit.templating import py_literal, render_template
 from derive.graph.dropout import MASK_ROLE
 from derive.graph.labels import definition_at, inline_nodes
@@ -75,6 +76,7 @@ class Module:
     backward_reads: list[str] = field(default_factory=list)
     cache_reads: list[str] = field(default_factory=list)
     dropout: dict[str, tuple[str | None, float]] = field(default_factory=dict)
+    batchnorm: dict[str, tuple] = field(default_factory=dict)  # input -> running stats' dims
 
     @property
     def helper_sources(self) -> list[str]:
@@ -231,6 +233,9 @@ def build_module(d: Derivation) -> Module:
         for n, node in graph.inputs.items()
         if node.meta.get("role") == MASK_ROLE
     }
+    mod.batchnorm = state_shapes(graph)
+    if mod.batchnorm:
+        mod.forward = switch_lines(mod.forward, graph)
     return mod
 
 
@@ -326,6 +331,9 @@ def render(d: Derivation, spec_path: str | None = None) -> str:
             for n, node in graph.inputs.items()
         },
         "params": {n: tuple(node.dims) for n, node in graph.params.items()},
+        "state_inits": {
+            n: py_literal(tuple(_SizeRef(d) for d in dims)) for n, dims in mod.batchnorm.items()
+        },
         "inits": inits,
         "uses_rng": any("rng" in c for c in inits.values()),
         "uses_glorot": any("glorot" in c for c in inits.values()),

@@ -15,6 +15,7 @@ import sympy as sp
 from sympy import Sum, Symbol
 
 from derive.errors import suggest
+from derive.graph.batchnorm import tag_running_stats
 from derive.graph.dropout import add_dropout
 from derive.graph.reductions import axes_of
 from derive.graph.tensor import Tensor
@@ -89,13 +90,18 @@ class OpCalls:
                 scale = self.node_of(ts[1]) if len(ts) > 1 else None
                 if scale is not None and scale.kind == "param":
                     scale.meta.setdefault("role", "scale")
+                ts[0] = self._argument(ts[0])  # as expand_macro would: z gets its node first
             sig = BUILTIN_OPS[op]
             if "axis" in sig.kwargs:  # softmax(f, axis=k): checked here, not inside the body
                 axes_of(self, ts[0], kwargs.get("axis"), op)
             extra = [self.lift(kwargs.get(k, v)) for k, v in sig.kwargs.items()]
-            return self.expand_macro(
+            first = len(self.nodes)
+            out = self.expand_macro(
                 op, params, [(n, P.parse_expression(s)) for n, s in stmts], ts + extra
             )
+            if op == "batchnorm":
+                tag_running_stats(self.node_of(ts[0]), self.nodes[first:], extra[0].expr)
+            return out
         known = sorted(set(BUILTIN_OPS) | set(self.custom_ops))
         raise self.error(f"unknown op '{op}'", suggest(op, known))
 
@@ -201,6 +207,7 @@ class OpCalls:
                     self._taken.discard(node.name)
                     renamed = self._rename(node, self.fresh(local))
                     result = Tensor(self, result.expr.xreplace(renamed), result.dims)
+                    node.meta["local"] = local
             env[local] = result
         assert result is not None
         return result
