@@ -34,7 +34,7 @@ output = "L"
 def names(forward: str) -> set[str]:
     """Every name the generated module assigns."""
     text = render(derive(graph_from_spec(parse_spec(SPEC.format(forward=forward)))))
-    return set(re.findall(r"^    (\w+) = ", text, flags=re.M))
+    return set(re.findall(r"^ +(\w+) = ", text, flags=re.M))  # also inside if train:
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,9 @@ class ModuleAPI:
     with_dropout: str = "with_dropout"
     train: str = "train"  # forward's mode arguments in modules with dropout
     dropout_seed: str = "seed"
+    init_state: str = "init_state"  # modules with batch norm only
+    state: str = "state"  # forward's running statistics and their update rate
+    momentum: str = "momentum"
 
     @property
     def functions(self) -> tuple[str, ...]:
@@ -63,6 +66,10 @@ class ModuleAPI:
     @property
     def dropout_names(self) -> tuple[str, ...]:
         return (self.dropout_table, self.with_dropout, self.train, self.dropout_seed)
+
+    @property
+    def batchnorm_names(self) -> tuple[str, ...]:
+        return (self.init_state, self.state, self.momentum)
 
     @property
     def constants(self) -> tuple[str, ...]:
@@ -79,6 +86,13 @@ PYTHON_NAMES = ("np", "ValueError", "bool", "dict", "isinstance", "len", "next",
 """The module's NumPy import and the Python built-ins it reads (a spec name would shadow them)."""
 
 MODULE_NAMES = frozenset(
-    {*API.functions, *API.constants, *API.arguments, *API.dropout_names, *PYTHON_NAMES}
+    {
+        *API.functions,
+        *API.constants,
+        *API.arguments,
+        *API.dropout_names,
+        *API.batchnorm_names,
+        *PYTHON_NAMES,
+    }
 )
 """Every name a generated module binds or reads at module level: a spec may not declare one."""
