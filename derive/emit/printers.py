@@ -289,33 +289,6 @@ class SpecPrinter(StrPrinter):
         key = lambda t: (t.could_extract_minus_sign(), sp.default_sort_key(t))  # noqa: E731
         return sorted(expr.args, key=key)
 
-    def _small_first(self, numer: list[sp.Expr], denom: list[sp.Expr]) -> str | None:
-        """``big * (gamma / (B * std))``: factors on fewer axes combined before the full array.
-
-        NumPy evaluates left to right, so ``X * gamma / (B * std)`` makes two passes over
-        ``X``'s (B, m) entries; grouping the (m,) factors makes one.
-        """
-        if len(self.target) < 2:
-            return None
-        full = set(self.target)
-
-        def small(f: sp.Expr) -> bool:
-            return not (f.free_symbols & full) >= full
-
-        big = [f for f in numer if not small(f)]
-        few = [f for f in numer if small(f)]
-        if len(few) + len(denom) < 2 or not big or any(not small(f) for f in denom):
-            return None
-        if not any(f.has(Indexed) for f in denom):
-            return None  # only a division by an array (batch norm's std) is worth moving
-        prec = PRECEDENCE["Mul"]
-        left = " * ".join(self.parenthesize(f, prec, strict=False) for f in big)
-        if not few:
-            bottom = " * ".join(self.parenthesize(f, prec, strict=False) for f in denom)
-            return f"{left} / ({bottom})"
-        inner = self._print(sp.Mul(*few) / sp.Mul(*denom))
-        return f"{left} * ({inner})"
-
     def _print_Mul(self, expr: sp.Expr) -> str:
         """Factors in the order lectures write them: ``g_h1*h1*(1 - h1)``.
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from derive.emit.numpy_module import render
+from derive.lang.naming import gradient_of
 from derive.pipeline import derive_spec
 from derive.verify.module import load_module, random_batch, random_params, resolve_dims
 
@@ -104,9 +105,9 @@ class Reference:
             sys.setprofile(old)
         m = next(iter(batch.values())).shape[0]
         adjoints = {
-            name[2:]: v
+            of: v
             for name, v in seen.items()
-            if name.startswith("g_") and _batch_first(v, m) and name[2:] not in self.params
+            if (of := gradient_of(name)) and _batch_first(v, m) and of not in self.params
         }
         values = {n: v for n, v in {**batch, **cache}.items() if _batch_first(v, m)}
         return {n: np.asarray(grads[n], dtype=np.float64) for n in self.params}, adjoints, values

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from derive.grading.reference import Case
+from derive.lang.naming import gradient_of
 
 RTOL = 1e-6
 ATOL = 1e-9
@@ -202,7 +203,8 @@ def _build_candidates(name: str, case: Case):
 
 def _says(key: str) -> str:
     """How an operand is named in a hint: ``dL/dh1`` for ``g_h1``, else the value's name."""
-    return f"dL/d{key[2:]}" if key.startswith("g_") else key
+    of = gradient_of(key)
+    return f"dL/d{of}" if of else key
 
 
 def _swaps(x, key, order, adj, operands, shape):
