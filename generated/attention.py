@@ -55,7 +55,7 @@ def forward(params, batch):
     e = np.exp(z_a - c[:, :, None])  # (m, n, n)
     a = e / (e.sum(axis=2))[:, :, None]  # (m, n, n)
     o = np.einsum("abc,acd->abd", a, v)  # (m, n, d)
-    L = (np.sum((o - y) ** 2, axis=(-2, -1))) / (d * n)  # (m,)
+    L = (((o - y) ** 2).sum(axis=(-2, -1))) / (d * n)  # (m,)
     cache = {
         "q": q,
         "k": k,
@@ -64,7 +64,7 @@ def forward(params, batch):
         "o": o,
         "L": L,
     }
-    return L.mean(), cache
+    return L.sum() / len(L), cache
 
 
 def backward(params, batch, cache, g_loss=None):
@@ -80,13 +80,15 @@ def backward(params, batch, cache, g_loss=None):
     v = cache["v"]
     a = cache["a"]
     o = cache["o"]
+    m = x.shape[0]
     n = x.shape[1]
     d = x.shape[2]
-    if g_loss is None:
-        g_loss = np.full_like(cache[LOSS], 1 / cache[LOSS].shape[0])
-    g_L = g_loss
-    # g_o[b, i, j] = 2*(o[b, i, j] - y[b, i, j])*g_L[b]/(d*n)
-    g_o = 2 * (o - y) * g_L[:, None, None] / (d * n)  # (m, n, d)
+    if g_loss is None:  # every example weighs 1/m
+        # g_o[b, i, j] = 2*(o[b, i, j] - y[b, i, j])*g_L[b]/(d*n)
+        g_o = 2 / (d * m * n) * (o - y)  # (m, n, d)
+    else:
+        g_L = g_loss
+        g_o = 2 / (d * n) * (o - y) * g_L[:, None, None]  # (m, n, d)
     # g_a[b, i, i2] = Sum(g_o[b, i, j_1]*v[b, i2, j_1], (j_1, 1, d))
     g_a = np.einsum("abc,adc->abd", g_o, v)  # (m, n, n)
     # g_z_a[b, i, i2] = (g_a[b, i, i2] - Sum(a[b, i, i_1]*g_a[b, i, i_1], (i_1, 1, n)))*a[b, i, i2]

@@ -73,7 +73,7 @@ def forward(params, batch, train=True, seed=0):
         "L": L,
         "mask_h1": mask_h1,
     }
-    return L.mean(), cache
+    return L.sum() / len(L), cache
 
 
 def backward(params, batch, cache, g_loss=None):
@@ -89,11 +89,13 @@ def backward(params, batch, cache, g_loss=None):
     z1 = cache["z1"]
     h1d = cache["h1d"]
     p = cache["p"]
-    if g_loss is None:
-        g_loss = np.full_like(cache[LOSS], 1 / cache[LOSS].shape[0])
-    g_L = g_loss
-    # g_f[b, n] = (p[b, n] - t[b, n])*g_L[b]
-    g_f = (p - t) * g_L[:, None]  # (B, k)
+    B = x.shape[0]
+    if g_loss is None:  # every example weighs 1/B
+        # g_f[b, n] = (p[b, n] - t[b, n])*g_L[b]
+        g_f = (p - t) / B  # (B, k)
+    else:
+        g_L = g_loss
+        g_f = (p - t) * g_L[:, None]  # (B, k)
     # g_h1d[b, j] = Sum(W2[n_1, j]*g_f[b, n_1], (n_1, 1, k))
     g_h1d = g_f @ W2  # (B, m)
     # g_z1[b, j] = Piecewise((g_h1d[b, j]*mask_h1[b, j], z1[b, j] > 0), (0, True))

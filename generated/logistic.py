@@ -27,9 +27,9 @@ PARAMS = {
 
 
 def _sigmoid(z):
-    """1 / (1 + e^-z), without overflow for large |z|."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1, e) / (1 + e)
+    """1 / (1 + e^-z); where e^-z overflows (z far below 0) the value is its limit, 0."""
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-z))
 
 
 def _softplus(z):
@@ -60,7 +60,7 @@ def forward(params, batch):
         "yhat": yhat,
         "L": L,
     }
-    return L.mean(), cache
+    return L.sum() / len(L), cache
 
 
 def backward(params, batch, cache, g_loss=None):
@@ -72,11 +72,13 @@ def backward(params, batch, cache, g_loss=None):
     x = batch["x"]
     y = batch["y"]
     yhat = cache["yhat"]
-    if g_loss is None:
-        g_loss = np.full_like(cache[LOSS], 1 / cache[LOSS].shape[0])
-    g_L = g_loss
-    # g_z[i] = (-y[i] + yhat[i])*g_L[i]
-    g_z = (yhat - y) * g_L  # (m,)
+    m = x.shape[0]
+    if g_loss is None:  # every example weighs 1/m
+        # g_z[i] = (-y[i] + yhat[i])*g_L[i]
+        g_z = (yhat - y) / m  # (m,)
+    else:
+        g_L = g_loss
+        g_z = (yhat - y) * g_L  # (m,)
     # g_b = Sum(g_z[i_1], (i_1, 1, m))
     g_b = g_z.sum(axis=0)  # ()
     # g_w[j] = Sum(g_z[i_1]*x[i_1, j], (i_1, 1, m))

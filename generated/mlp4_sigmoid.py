@@ -33,9 +33,9 @@ PARAMS = {
 
 
 def _sigmoid(z):
-    """1 / (1 + e^-z), without overflow for large |z|."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1, e) / (1 + e)
+    """1 / (1 + e^-z); where e^-z overflows (z far below 0) the value is its limit, 0."""
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-z))
 
 
 def forward(params, batch):
@@ -83,7 +83,7 @@ def forward(params, batch):
         "p": p,
         "L": L,
     }
-    return L.mean(), cache
+    return L.sum() / len(L), cache
 
 
 def backward(params, batch, cache, g_loss=None):
@@ -101,11 +101,13 @@ def backward(params, batch, cache, g_loss=None):
     h2 = cache["h2"]
     h3 = cache["h3"]
     p = cache["p"]
-    if g_loss is None:
-        g_loss = np.full_like(cache[LOSS], 1 / cache[LOSS].shape[0])
-    g_L = g_loss
-    # g_f[b, r] = (p[b, r] - t[b, r])*g_L[b]
-    g_f = (p - t) * g_L[:, None]  # (m, k)
+    m = x.shape[0]
+    if g_loss is None:  # every example weighs 1/m
+        # g_f[b, r] = (p[b, r] - t[b, r])*g_L[b]
+        g_f = (p - t) / m  # (m, k)
+    else:
+        g_L = g_loss
+        g_f = (p - t) * g_L[:, None]  # (m, k)
     # g_h3[b, q] = Sum(W4[r_1, q]*g_f[b, r_1], (r_1, 1, k))
     g_h3 = g_f @ W4  # (m, n3)
     # g_z_h3[b, q] = (1 - h3[b, q])*g_h3[b, q]*h3[b, q]

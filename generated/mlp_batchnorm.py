@@ -86,7 +86,7 @@ def forward(params, batch, train=True, state=None, momentum=0.1):
         "p": p,
         "L": L,
     }
-    return L.mean(), cache
+    return L.sum() / len(L), cache
 
 
 def backward(params, batch, cache, g_loss=None):
@@ -104,11 +104,12 @@ def backward(params, batch, cache, g_loss=None):
     h1 = cache["h1"]
     p = cache["p"]
     B = x.shape[0]
-    if g_loss is None:
-        g_loss = np.full_like(cache[LOSS], 1 / cache[LOSS].shape[0])
-    g_L = g_loss
-    # g_f[b, n] = (p[b, n] - t[b, n])*g_L[b]
-    g_f = (p - t) * g_L[:, None]  # (B, k)
+    if g_loss is None:  # every example weighs 1/B
+        # g_f[b, n] = (p[b, n] - t[b, n])*g_L[b]
+        g_f = (p - t) / B  # (B, k)
+    else:
+        g_L = g_loss
+        g_f = (p - t) * g_L[:, None]  # (B, k)
     # g_h1[b, j] = Sum(W2[n_1, j]*g_f[b, n_1], (n_1, 1, k))
     g_h1 = g_f @ W2  # (B, m)
     # g_y1[b, j] = (1 - h1[b, j]**2)*g_h1[b, j]

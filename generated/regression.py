@@ -50,14 +50,14 @@ def forward(params, batch):
     z1 = (x @ W1.T) + b1  # (B, m)
     h1 = np.tanh(z1)  # (B, m)
     yhat = (h1 @ W2.T) + b2  # (B, n)
-    L = np.sum((yhat - y) ** 2, axis=-1)  # (B,)
+    L = ((yhat - y) ** 2).sum(axis=-1)  # (B,)
     cache = {
         "z1": z1,
         "h1": h1,
         "yhat": yhat,
         "L": L,
     }
-    return L.mean(), cache
+    return L.sum() / len(L), cache
 
 
 def backward(params, batch, cache, g_loss=None):
@@ -71,11 +71,13 @@ def backward(params, batch, cache, g_loss=None):
     y = batch["y"]
     h1 = cache["h1"]
     yhat = cache["yhat"]
-    if g_loss is None:
-        g_loss = np.full_like(cache[LOSS], 1 / cache[LOSS].shape[0])
-    g_L = g_loss
-    # g_yhat[b, k] = 2*(-y[b, k] + yhat[b, k])*g_L[b]
-    g_yhat = 2 * (yhat - y) * g_L[:, None]  # (B, n)
+    B = x.shape[0]
+    if g_loss is None:  # every example weighs 1/B
+        # g_yhat[b, k] = 2*(-y[b, k] + yhat[b, k])*g_L[b]
+        g_yhat = 2 / B * (yhat - y)  # (B, n)
+    else:
+        g_L = g_loss
+        g_yhat = 2 * (yhat - y) * g_L[:, None]  # (B, n)
     # g_h1[b, j] = Sum(W2[k_1, j]*g_yhat[b, k_1], (k_1, 1, n))
     g_h1 = g_yhat @ W2  # (B, m)
     # g_z1[b, j] = (1 - h1[b, j]**2)*g_h1[b, j]

@@ -50,14 +50,14 @@ def forward(params, batch):
     z_h = (x @ W1) + b1  # (B, m)
     h = np.maximum(z_h, 0)  # (B, m)
     yhat = (h @ W2) + b2  # (B, n)
-    L = np.sum((yhat - y) ** 2, axis=-1)  # (B,)
+    L = ((yhat - y) ** 2).sum(axis=-1)  # (B,)
     cache = {
         "z_h": z_h,
         "h": h,
         "yhat": yhat,
         "L": L,
     }
-    return L.mean(), cache
+    return L.sum() / len(L), cache
 
 
 def backward(params, batch, cache, g_loss=None):
@@ -72,11 +72,13 @@ def backward(params, batch, cache, g_loss=None):
     z_h = cache["z_h"]
     h = cache["h"]
     yhat = cache["yhat"]
-    if g_loss is None:
-        g_loss = np.full_like(cache[LOSS], 1 / cache[LOSS].shape[0])
-    g_L = g_loss
-    # g_yhat[b, k] = 2*(-y[b, k] + yhat[b, k])*g_L[b]
-    g_yhat = 2 * (yhat - y) * g_L[:, None]  # (B, n)
+    B = x.shape[0]
+    if g_loss is None:  # every example weighs 1/B
+        # g_yhat[b, k] = 2*(-y[b, k] + yhat[b, k])*g_L[b]
+        g_yhat = 2 / B * (yhat - y)  # (B, n)
+    else:
+        g_L = g_loss
+        g_yhat = 2 * (yhat - y) * g_L[:, None]  # (B, n)
     # g_h[b, j] = Sum(W2[j, k_1]*g_yhat[b, k_1], (k_1, 1, n))
     g_h = g_yhat @ W2.T  # (B, m)
     # g_z_h[b, j] = Piecewise((g_h[b, j], z_h[b, j] > 0), (0, True))

@@ -29,9 +29,9 @@ PARAMS = {
 
 
 def _sigmoid(z):
-    """1 / (1 + e^-z), without overflow for large |z|."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1, e) / (1 + e)
+    """1 / (1 + e^-z); where e^-z overflows (z far below 0) the value is its limit, 0."""
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-z))
 
 
 def forward(params, batch):
@@ -71,7 +71,7 @@ def forward(params, batch):
         "p": p,
         "L": L,
     }
-    return L.mean(), cache
+    return L.sum() / len(L), cache
 
 
 def backward(params, batch, cache, g_loss=None):
@@ -86,11 +86,13 @@ def backward(params, batch, cache, g_loss=None):
     sigmoid_z1 = cache["sigmoid_z1"]
     h1 = cache["h1"]
     p = cache["p"]
-    if g_loss is None:
-        g_loss = np.full_like(cache[LOSS], 1 / cache[LOSS].shape[0])
-    g_L = g_loss
-    # g_f[b, n] = (p[b, n] - t[b, n])*g_L[b]
-    g_f = (p - t) * g_L[:, None]  # (B, k)
+    B = x.shape[0]
+    if g_loss is None:  # every example weighs 1/B
+        # g_f[b, n] = (p[b, n] - t[b, n])*g_L[b]
+        g_f = (p - t) / B  # (B, k)
+    else:
+        g_L = g_loss
+        g_f = (p - t) * g_L[:, None]  # (B, k)
     # g_h1[b, j] = Sum(W2[n_1, j]*g_f[b, n_1], (n_1, 1, k))
     g_h1 = g_f @ W2  # (B, m)
     # g_z1[b, j] = (-h1[b, j]*sigmoid_z1[b, j] + h1[b, j] + sigmoid_z1[b, j])*g_h1[b, j]

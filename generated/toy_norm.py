@@ -52,11 +52,12 @@ def backward(params, batch, cache, g_loss=None):
     """
     x = batch["x"]
     q = cache["q"]
-    if g_loss is None:
-        g_loss = np.ones_like(cache[LOSS])
-    g_f = g_loss
-    # g_q[b, i] = 2*g_f[b]*q[b, i]
-    g_q = 2 * g_f[:, None] * q  # (m, n)
+    if g_loss is None:  # every example weighs 1
+        # g_q[b, i] = 2*g_f[b]*q[b, i]
+        g_q = 2 * q  # (m, n)
+    else:
+        g_f = g_loss
+        g_q = 2 * g_f[:, None] * q  # (m, n)
     # g_W[i, i2] = Sum(g_q[b_1, i]*x[b_1, i2], (b_1, 1, m))
     g_W = g_q.T @ x  # (n, n)
     return {

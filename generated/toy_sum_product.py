@@ -54,14 +54,18 @@ def backward(params, batch, cache, g_loss=None):
     Each line gives the derived adjoint in index notation; g_X is dL/dX.
     """
     z = params["z"]
+    x = batch["x"]
     q = cache["q"]
-    if g_loss is None:
-        g_loss = np.ones_like(cache[LOSS])
-    g_f = g_loss
-    # g_q[b] = z*g_f[b]
-    g_q = z * g_f  # (m,)
-    # g_z = Sum(g_f[b_1]*q[b_1], (b_1, 1, m))
-    g_z = g_f @ q  # ()
+    m = x.shape[0]
+    if g_loss is None:  # every example weighs 1
+        # g_q[b] = z*g_f[b]
+        g_q = np.broadcast_to(z, (m,)).copy()  # (m,)
+        # g_z = Sum(g_f[b_1]*q[b_1], (b_1, 1, m))
+        g_z = q.sum(axis=0)  # ()
+    else:
+        g_f = g_loss
+        g_q = z * g_f  # (m,)
+        g_z = g_f @ q  # ()
     # g_y = Sum(g_q[b_1], (b_1, 1, m))
     g_y = g_q.sum(axis=0)  # ()
     return {

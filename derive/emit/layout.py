@@ -93,6 +93,21 @@ def _bracketed(code: str) -> tuple[str, str, str] | None:
     return None
 
 
+def _leading_group(code: str) -> tuple[str, str] | None:
+    """``(inner)`` and ``.method(...)`` when ``code`` is a parenthesis with a method trailer."""
+    if not code.startswith("("):
+        return None
+    top = _top_level(code)
+    close = next((k for k in top if k > 0), None)  # the first index back at depth 0
+    if close is None or not code.startswith(").", close - 1):
+        return None
+    trailer = code[close:]
+    bracket = _bracketed(trailer)
+    if bracket is None or not bracket[0][1:-1].isidentifier():
+        return None
+    return code[1 : close - 1], trailer
+
+
 def layout(code: str, indent: str, width: int, prefix: str = "", suffix: str = "") -> list[str]:
     """``prefix + code + suffix`` as source lines of at most ``width`` characters if possible."""
     line = f"{indent}{prefix}{code}{suffix}"
@@ -107,6 +122,11 @@ def layout(code: str, indent: str, width: int, prefix: str = "", suffix: str = "
             end = suffix if n == len(pieces) - 1 else ""
             out += layout(operand, indent, width, pre, end)
         return out
+    group = _leading_group(code)
+    if group is not None:  # (a + b).sum(axis=-1): the group opens, the trailer stays short
+        inner, trailer = group
+        body = layout(inner, indent + "    ", width)
+        return [f"{indent}{prefix}(", *body, f"{indent}){trailer}{suffix}"]
     parts = _bracketed(code)
     if parts is None:
         return [line]

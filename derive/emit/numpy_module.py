@@ -21,6 +21,7 @@ from derive.autodiff.adjoint import Derivation, adjoint_atom, adjoint_name
 from derive.emit.layout import layout
 from derive.emit.printers import NumPyIndexPrinter
 from derive.emit.running import state_shapes, switch_lines
+from derive.emit.seed import split_seed
 from derive.emit.templating import py_literal, render_template
 from derive.graph.dropout import MASK_ROLE
 from derive.graph.labels import definition_at, inline_nodes
@@ -38,6 +39,8 @@ class Line:
     code: str
     math: str = ""
     shape: str = ""
+    expr: sp.Expr | None = field(default=None, repr=False, compare=False)
+    node: Node | None = field(default=None, repr=False, compare=False)
 
     def source(self, indent: str = "    ", width: int = 100) -> list[str]:
         """The assignment as source lines: math as comments, long code broken as ruff does."""
@@ -68,6 +71,8 @@ class Module:
     graph: Graph
     forward: list[Line] = field(default_factory=list)
     backward: list[Line] = field(default_factory=list)
+    seeded: list[Line] = field(default_factory=list)  # the lines reading g_loss, as given
+    unit_seed: list[Line] = field(default_factory=list)  # the same with the default weight
     cache: list[str] = field(default_factory=list)
     helpers: set[str] = field(default_factory=set)  # ops whose NumPy helper the code calls
     sizes_forward: list[Line] = field(default_factory=list)
@@ -215,15 +220,17 @@ def build_module(d: Derivation) -> Module:
         if expr.has(sp.Piecewise):
             expr = hoist_sums(expr, target, node, graph, mod)
         code = full_shape(print_expr(expr, node.labels, mod), expr, node, graph)
-        mod.backward.append(Line(target, code, math, shape_text(node, graph)))
+        mod.backward.append(Line(target, code, math, shape_text(node, graph), expr, node))
+    split_seed(mod, d, lambda e, n: full_shape(print_expr(e, n.labels, mod), e, n, graph))
     for name in graph.params:
         if name not in d.adjoints:
             why = f"{name} does not affect the loss {graph.loss.name}"
             mod.backward.append(Line(adjoint_name(name), f"np.zeros_like({name})", why))
     mod.sizes_forward = size_lines(graph, [ln.code for ln in mod.forward])
-    mod.sizes_backward = size_lines(graph, [ln.code for ln in mod.backward])
+    mod.sizes_backward = size_lines(graph, [ln.code for ln in mod.backward + mod.unit_seed])
     fwd_words = _words([ln.code for ln in mod.forward + mod.sizes_forward])
-    back_words = _words([ln.code for ln in mod.backward + mod.sizes_backward])
+    back_lines = mod.backward + mod.unit_seed + mod.seeded + mod.sizes_backward
+    back_words = _words([ln.code for ln in back_lines])
     leaves = [*graph.params, *graph.inputs]
     mod.forward_reads = [n for n in leaves if n in fwd_words]
     mod.backward_reads = [n for n in leaves if n in back_words]
@@ -283,7 +290,7 @@ def hoist_sums(expr: sp.Expr, target: str, node: Node, graph: Graph, mod: Module
         name = f"{target}_in" if k == 0 else f"{target}_in{k + 1}"
         labels = tuple(lab for lab in node.labels if lab in total.free_symbols)
         code = print_expr(total, labels, mod)
-        mod.backward.append(Line(name, code, "", ""))
+        mod.backward.append(Line(name, code, "", "", total, node))
         subs[total] = sp.Indexed(sp.IndexedBase(name), *labels) if labels else sp.Symbol(name)
     return sp.piecewise_fold(expr.xreplace(subs))
 

@@ -66,7 +66,7 @@ class NumPyIndexPrinter(StrPrinter):
                 denom.append(f.base if f.exp == -1 else sp.Pow(f.base, -f.exp, evaluate=False))
             else:
                 numer.append(f)
-        grouped = self._small_first(numer, denom)
+        grouped = self._small_first(numer, denom) or self._scalars_first(numer, denom)
         if grouped is not None:
             return sign + grouped
         top = " * ".join(self.parenthesize(f, prec, strict=False) for f in numer) or "1"
@@ -103,6 +103,23 @@ class NumPyIndexPrinter(StrPrinter):
             return f"{left} / ({bottom})"
         inner = self._print(sp.Mul(*few) / sp.Mul(*denom))
         return f"{left} * ({inner})"
+
+    def _scalars_first(self, numer: list[sp.Expr], denom: list[sp.Expr]) -> str | None:
+        """``2 / m * (f - y)``, not ``2 * (f - y) / m``: the scalars meet before the array.
+
+        NumPy evaluates left to right: the second spelling makes two passes over the array.
+        """
+        if not self.target or not denom or any(f.has(Indexed) for f in denom):
+            return None
+        scalars = [f for f in numer if not f.has(Indexed)]
+        arrays = [f for f in numer if f.has(Indexed)]
+        if not scalars or not arrays:
+            return None
+        prec = PRECEDENCE["Mul"]
+        top = " * ".join(self.parenthesize(f, prec, strict=False) for f in scalars)
+        bottom = " * ".join(self.parenthesize(f, prec, strict=False) for f in denom)
+        rest = " * ".join(self.parenthesize(f, prec, strict=False) for f in arrays)
+        return f"{top} / {bottom if len(denom) == 1 else f'({bottom})'} * {rest}"
 
     def _print_Indexed(self, e: Indexed) -> str:
         return align(e.base.label.name, list(e.indices), self.target)
@@ -199,7 +216,9 @@ class NumPyIndexPrinter(StrPrinter):
         self.helpers |= sub.helpers
         axes = tuple(range(-len(js), 0))
         axis = axes[0] if len(axes) == 1 else axes
-        return f"{pre}np.{how}({text}, axis={axis})"
+        # the method skips np.sum's Python-level dispatch: a microsecond on small arrays
+        operand = text if text.isidentifier() else f"({text})"
+        return f"{pre}{operand}.{how}(axis={axis})"
 
 
 def matmul(p: NumPyIndexPrinter, a: Indexed, b: Indexed, j: Symbol, free: list) -> str | None:
@@ -297,6 +316,23 @@ class SpecPrinter(StrPrinter):
         """
         factors = sorted(sp.Mul.make_args(expr), key=_factor_rank)  # stable: ties keep order
         return super()._print_Mul(sp.Mul(*factors, evaluate=False))
+
+    def _scalars_first(self, numer: list[sp.Expr], denom: list[sp.Expr]) -> str | None:
+        """``2 / m * (f - y)``, not ``2 * (f - y) / m``: the scalars meet before the array.
+
+        NumPy evaluates left to right: the second spelling makes two passes over the array.
+        """
+        if not self.target or not denom or any(f.has(Indexed) for f in denom):
+            return None
+        scalars = [f for f in numer if not f.has(Indexed)]
+        arrays = [f for f in numer if f.has(Indexed)]
+        if not scalars or not arrays:
+            return None
+        prec = PRECEDENCE["Mul"]
+        top = " * ".join(self.parenthesize(f, prec, strict=False) for f in scalars)
+        bottom = " * ".join(self.parenthesize(f, prec, strict=False) for f in denom)
+        rest = " * ".join(self.parenthesize(f, prec, strict=False) for f in arrays)
+        return f"{top} / {bottom if len(denom) == 1 else f'({bottom})'} * {rest}"
 
     def _print_Indexed(self, e: Indexed) -> str:
         name = e.base.label.name

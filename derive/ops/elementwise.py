@@ -11,9 +11,9 @@ from derive.ops.table import Op, OpKind
 E = OpKind.ELEMENTWISE
 
 SIGMOID_HELPER = '''def _sigmoid(z):
-    """1 / (1 + e^-z), without overflow for large |z|."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1, e) / (1 + e)'''
+    """1 / (1 + e^-z); where e^-z overflows (z far below 0) the value is its limit, 0."""
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-z))'''
 
 SOFTPLUS_HELPER = '''def _softplus(z):
     """log(1 + e^z), without overflow."""

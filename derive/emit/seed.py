@@ -1,0 +1,53 @@
+"""The default upstream adjoint: one scalar weight instead of an array of equal weights.
+
+``backward(..., g_loss=None)`` weighs every example alike: ``g_L[b] = 1/m`` for a mean,
+``1`` for a sum.  The lines that read ``g_L`` are emitted twice, once with that scalar in
+place of ``g_L[b]`` (no array of weights, no broadcast: what a hand-written step does) and
+once as derived, for a ``g_loss`` the caller gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import sympy as sp
+from sympy import Indexed
+
+from derive.autodiff.adjoint import Derivation, adjoint_atom
+from derive.graph.nodes import Node
+
+if TYPE_CHECKING:
+    from derive.emit.numpy_module import Module
+
+
+def split_seed(mod: Module, d: Derivation, reprint: Callable[[sp.Expr, Node], str]) -> None:
+    """Move the backward lines up to the last reader of ``g_L`` into both branches.
+
+    ``reprint(expr, node)`` prints an adjoint's expression as the node's array.  Lines
+    that are not whole adjoints (sums hoisted out of a ``np.where``) keep one path.
+    """
+    graph = d.graph
+    atom = adjoint_atom(graph.loss)
+    base = atom.base if isinstance(atom, Indexed) else atom
+
+    def is_seed(a: sp.Basic) -> bool:
+        return a.base == base if isinstance(a, Indexed) else a == atom
+
+    reads = [k for k, ln in enumerate(mod.backward) if ln.expr is not None and ln.expr.has(base)]
+    if not reads:
+        return
+    prefix = mod.backward[: reads[-1] + 1]
+    if any(ln.node is None or ln.expr is None for ln in prefix):
+        return
+    weight = 1 / graph.batch_size if graph.reduction == "mean" else sp.Integer(1)
+    unit = []
+    for ln in prefix:
+        expr = ln.expr.replace(is_seed, lambda _a: weight)
+        expr = expr.replace(
+            lambda e: isinstance(e, sp.Sum) and not e.function.has(Indexed), lambda e: e.doit()
+        )
+        unit.append(type(ln)(ln.target, reprint(expr, ln.node), ln.math, ln.shape))
+    mod.unit_seed = unit
+    mod.seeded = [type(ln)(ln.target, ln.code, "", ln.shape) for ln in prefix]
+    del mod.backward[: len(prefix)]
