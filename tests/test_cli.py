@@ -287,7 +287,7 @@ def check_json_is_valid(data: dict) -> None:
     assert data["ok"] is True
     assert set(data["params"]) == {"W1", "b1", "W2", "b2"}
     for name, entry in data["params"].items():
-        assert set(entry) == {"ok", "max_abs_err", "max_rel_err"}, name
+        assert set(entry) == {"ok", "max_abs_err", "max_rel_err", "allowance_used"}, name
         assert entry["ok"] is True, name
         assert isinstance(entry["max_abs_err"], float), name
         assert isinstance(entry["max_rel_err"], float), name

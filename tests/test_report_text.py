@@ -11,8 +11,10 @@ from derive.verify.report import CheckReport, FullReport, ParamResult, SmokeResu
 def failing_report() -> CheckReport:
     """A failed gradient, an unmeasured one, a passing one, a float32 failure and a note."""
     params = {
-        "W1": ParamResult(False, 0.0123, 0.5, (5, 4), 60, "worst at m=2 entry (0, 1): analytic 1"),
-        "b": ParamResult(True, 1.5e-10, 2.25e-9, (5,), 15, "every entry"),
+        "W1": ParamResult(
+            False, 0.0123, 0.5, (5, 4), 60, "worst at m=2 entry (0, 1): analytic 1", 41000.0
+        ),
+        "b": ParamResult(True, 1.5e-10, 3.5e-6, (5,), 15, "every entry", 0.0234),
         "gamma": ParamResult(False, math.nan, math.nan, (3,), 0, "gradient missing"),
     }
     notes = ["m=1: forward loss 1 != mean of cache['L'] = 2"]
@@ -20,29 +22,33 @@ def failing_report() -> CheckReport:
 
 
 def passing_report() -> CheckReport:
-    params = {"w": ParamResult(True, 1e-11, 3e-10, (), 3, "every entry")}
+    params = {"w": ParamResult(True, 1e-11, 3e-10, (), 3, "every entry", 0.9951)}
     return CheckReport(True, params, (2,), [], SmokeResult(True, "finite"), 1e-5, 1e-7, 1e-4)
 
 
 FAILING_TABLE = """\
-param          shape   max abs err  max rel err  verdict
---------------------------------------------------------
-W1             (5, 4)     1.23e-02     5.00e-01  FAIL
-b              (5,)       1.50e-10     2.25e-09  PASS
-gamma          (3,)              -            -  FAIL
-(float32 run)  -                 -            -  FAIL
+param          shape   max abs err  max rel err  allowance  verdict
+-------------------------------------------------------------------
+W1             (5, 4)     1.23e-02     5.00e-01   4100000%  FAIL
+b              (5,)       1.50e-10     3.50e-06       2.3%  PASS
+gamma          (3,)              -            -          -  FAIL
+(float32 run)  -                 -            -          -  FAIL
   W1: worst at m=2 entry (0, 1): analytic 1
   gamma: gradient missing
   float32 run: loss is not finite
   note: m=1: forward loss 1 != mean of cache['L'] = 2
+allowance: the worst entry's share of atol + rtol * |gradient| + rounding noise
+  (eps * |loss| / h, what the central difference magnifies); PASS up to 100%
 FAIL: 2/3 gradients wrong (W1, gamma); float32 run failed; 1 module-level problem(s) \
 (h=1e-06, rtol=1e-06, atol=1e-08, batch sizes 1, 2, 5)"""
 
 PASSING_TABLE = """\
-param          shape  max abs err  max rel err  verdict
--------------------------------------------------------
-w              ()        1.00e-11     3.00e-10  PASS
-(float32 run)  -                -            -  PASS
+param          shape  max abs err  max rel err  allowance  verdict
+------------------------------------------------------------------
+w              ()        1.00e-11     3.00e-10       100%  PASS
+(float32 run)  -                -            -          -  PASS
+allowance: the worst entry's share of atol + rtol * |gradient| + rounding noise
+  (eps * |loss| / h, what the central difference magnifies); PASS up to 100%
 PASS: all 1 parameter gradients agree (h=0.0001, rtol=1e-05, atol=1e-07, batch sizes 2)"""
 
 

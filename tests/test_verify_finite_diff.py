@@ -243,10 +243,12 @@ def test_to_json_has_exactly_the_promised_keys() -> None:
     assert data["ok"] is False
     assert set(data["params"]) == {"W1", "b1", "W2", "b2"}
     for entry in data["params"].values():
-        assert set(entry) == {"ok", "max_abs_err", "max_rel_err"}
+        assert set(entry) == {"ok", "max_abs_err", "max_rel_err", "allowance_used"}
         assert isinstance(entry["ok"], bool)
         assert all(type(entry[k]) is float for k in ("max_abs_err", "max_rel_err"))
+        assert type(entry["allowance_used"]) is float
     assert data["params"]["W1"]["ok"] is True
+    assert 0.0 <= data["params"]["W1"]["allowance_used"] <= 1.0
     json.dumps(data)
 
 
@@ -262,6 +264,7 @@ def test_table_is_aligned_with_a_final_line() -> None:
         "max",
         "rel",
         "err",
+        "allowance",
         "verdict",
     ]
     rows = [line for line in lines[2:] if line.split()[0] in report.params]
@@ -269,6 +272,9 @@ def test_table_is_aligned_with_a_final_line() -> None:
     verdict_col = lines[0].index("verdict")
     assert [row[verdict_col:] for row in rows] == ["FAIL", "PASS", "PASS", "PASS"]
     assert len({len(row) for row in rows}) == 1
+    share = lines[0].index("allowance") + len("allowance")
+    used = [float(row[:share].split()[-1].rstrip("%")) for row in rows]
+    assert used[0] > 100 and all(u <= 100 for u in used[1:])  # the scaled W1 is far outside
     assert lines[-1].startswith("FAIL") and "W1" in lines[-1]
     assert fd_check(fm.SoftmaxMLP()).table().splitlines()[-1].startswith("PASS")
 

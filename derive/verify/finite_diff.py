@@ -78,6 +78,7 @@ class _Tally:
     n: int = 0
     worst: float = 1.0
     worst_note: str = ""
+    used: float = 0.0  # the largest share of its bound any comparison used
     problems: list[str] = field(default_factory=list)
 
     def fail(self, message: str) -> None:
@@ -98,6 +99,7 @@ class _Tally:
         self.max_abs = max(self.max_abs, err)
         self.max_rel = max(self.max_rel, err / max(tol.atol, scale))
         excess = _excess(analytic, numeric, tol)
+        self.used = max(self.used, excess)
         if excess > 1.0:
             self.ok = False
         if excess > self.worst:
@@ -108,7 +110,8 @@ class _Tally:
         """Freeze into a ``ParamResult``; the note says what failed, or how it was checked."""
         notes = [*self.problems, self.worst_note] if not self.ok else [self.mode]
         note = "; ".join(n for n in notes if n)
-        return ParamResult(self.ok, self.max_abs, self.max_rel, self.shape, self.n, note)
+        used = self.used if self.n and not math.isnan(self.max_abs) else math.nan
+        return ParamResult(self.ok, self.max_abs, self.max_rel, self.shape, self.n, note, used)
 
 
 @dataclass(frozen=True)

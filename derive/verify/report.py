@@ -78,6 +78,7 @@ class ParamResult:
     shape: tuple[int, ...]
     n_compared: int
     note: str = ""
+    used: float = math.nan  # the worst error's share of its bound atol + rtol*scale + noise
 
 
 @dataclass
@@ -113,6 +114,7 @@ class CheckReport:
                     "ok": bool(r.ok),
                     "max_abs_err": float(r.max_abs_err),
                     "max_rel_err": float(r.max_rel_err),
+                    "allowance_used": float(r.used),
                 }
                 for name, r in self.params.items()
             },
@@ -121,19 +123,26 @@ class CheckReport:
 
     def table(self) -> str:
         """Aligned table (param, shape, max abs err, max rel err, verdict) and a summary line."""
-        header = ("param", "shape", "max abs err", "max rel err", "verdict")
+        header = ("param", "shape", "max abs err", "max rel err", "allowance", "verdict")
         rows = [
-            (name, str(r.shape), _fmt_err(r.max_abs_err), _fmt_err(r.max_rel_err), _verdict(r.ok))
+            (
+                name,
+                str(r.shape),
+                _fmt_err(r.max_abs_err),
+                _fmt_err(r.max_rel_err),
+                _fmt_share(r.used),
+                _verdict(r.ok),
+            )
             for name, r in self.params.items()
         ]
-        rows.append(("(float32 run)", "-", "-", "-", _verdict(self.float32.ok)))
+        rows.append(("(float32 run)", "-", "-", "-", "-", _verdict(self.float32.ok)))
         lines = _align([header, *rows])
         lines.insert(1, "-" * len(lines[0]))
         details = [f"  {n}: {r.note}" for n, r in self.params.items() if not r.ok and r.note]
         if not self.float32.ok:
             details.append(f"  float32 run: {self.float32.note}")
         details += [f"  note: {note}" for note in self.notes]
-        return "\n".join([*lines, *details, self._summary()])
+        return "\n".join([*lines, *details, ALLOWANCE, self._summary()])
 
     def _summary(self) -> str:
         """The final line of ``table``."""
@@ -152,6 +161,19 @@ class CheckReport:
         return f"FAIL: {'; '.join(parts)} {setting}"
 
 
+ALLOWANCE = (
+    "allowance: the worst entry's share of atol + rtol * |gradient| + rounding noise\n"
+    "  (eps * |loss| / h, what the central difference magnifies); PASS up to 100%"
+)
+
+
+def _fmt_share(x: float) -> str:
+    """The share of the allowance used, as a percentage, or ``-`` when never measured."""
+    if math.isnan(x):
+        return "-"
+    return f"{100 * x:.0f}%" if x >= 0.995 else f"{100 * x:.2g}%"
+
+
 def _fmt_err(x: float) -> str:
     """Scientific notation, or ``-`` for an error that was never measured."""
     return "-" if math.isnan(x) else f"{x:.2e}"
@@ -163,12 +185,12 @@ def _verdict(ok: bool) -> str:
 
 
 def _align(rows: list[tuple[str, ...]]) -> list[str]:
-    """Left-align text columns, right-align the numeric ones (2 and 3)."""
+    """Left-align text columns, right-align the numeric ones (2, 3 and 4)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     out = []
     for row in rows:
         cells = [
-            cell.rjust(w) if i in (2, 3) else cell.ljust(w)
+            cell.rjust(w) if i in (2, 3, 4) else cell.ljust(w)
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         ]
         out.append("  ".join(cells).rstrip())
