@@ -50,12 +50,12 @@ def forward(params, batch):
     k = np.einsum("ab,cda->cdb", Wk, x)  # (m, n, d)
     v = np.einsum("ab,cda->cdb", Wv, x)  # (m, n, d)
     k_T = k.transpose((0, 2, 1))  # (m, d, n)
-    z_a = (np.einsum("abc,adb->adc", k_T, q)) / d**0.5  # (m, n, n)
+    z_a = np.einsum("abc,adb->adc", k_T, q) / d**0.5  # (m, n, n)
     c = z_a.max(axis=2)  # (m, n)
     e = np.exp(z_a - c[:, :, None])  # (m, n, n)
-    a = e / (e.sum(axis=2))[:, :, None]  # (m, n, n)
+    a = e / e.sum(axis=2)[:, :, None]  # (m, n, n)
     o = np.einsum("abc,acd->abd", a, v)  # (m, n, d)
-    L = (((o - y) ** 2).sum(axis=(-2, -1))) / (d * n)  # (m,)
+    L = ((o - y) ** 2).sum(axis=(-2, -1)) / (d * n)  # (m,)
     cache = {
         "q": q,
         "k": k,
@@ -92,13 +92,13 @@ def backward(params, batch, cache, g_loss=None):
     # g_a[b, i, i2] = Sum(g_o[b, i, j_1]*v[b, i2, j_1], (j_1, 1, d))
     g_a = np.einsum("abc,adc->abd", g_o, v)  # (m, n, n)
     # g_z_a[b, i, i2] = (g_a[b, i, i2] - Sum(a[b, i, i_1]*g_a[b, i, i_1], (i_1, 1, n)))*a[b, i, i2]
-    g_z_a = (-(np.einsum("abc,abc->ab", a, g_a))[:, :, None] + g_a) * a  # (m, n, n)
+    g_z_a = (g_a - np.einsum("abc,abc->ab", a, g_a)[:, :, None]) * a  # (m, n, n)
     # g_v[b, i, j] = Sum(a[b, i_1, i]*g_o[b, i_1, j], (i_1, 1, n))
     g_v = np.einsum("abc,abd->acd", a, g_o)  # (m, n, d)
     # g_k[b, i, j] = Sum(g_z_a[b, i_1, i]*q[b, i_1, j], (i_1, 1, n))/sqrt(d)
-    g_k = (np.einsum("abc,abd->acd", g_z_a, q)) / d**0.5  # (m, n, d)
+    g_k = np.einsum("abc,abd->acd", g_z_a, q) / d**0.5  # (m, n, d)
     # g_q[b, i, j] = Sum(g_z_a[b, i, i_1]*k[b, i_1, j], (i_1, 1, n))/sqrt(d)
-    g_q = (np.einsum("abc,acd->abd", g_z_a, k)) / d**0.5  # (m, n, d)
+    g_q = np.einsum("abc,acd->abd", g_z_a, k) / d**0.5  # (m, n, d)
     # g_Wv[j, j2] = Sum(g_v[b_1, i_1, j2]*x[b_1, i_1, j], (i_1, 1, n), (b_1, 1, m))
     g_Wv = np.einsum("abc,abd->dc", g_v, x)  # (d, d)
     # g_Wk[j, j2] = Sum(g_k[b_1, i_1, j2]*x[b_1, i_1, j], (i_1, 1, n), (b_1, 1, m))

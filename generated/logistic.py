@@ -52,7 +52,8 @@ def forward(params, batch):
     b = params["b"]
     x = batch["x"]
     y = batch["y"]
-    z = (w @ x.T) + b  # (m,)
+    z = w @ x.T
+    z += b  # (m,)
     yhat = _sigmoid(z)  # (m,)
     L = (1 - y) * _softplus(z) + _softplus(-z) * y  # (m,)
     cache = {

@@ -68,13 +68,14 @@ def forward(params, batch):
     h1 = _sigmoid((x @ W1.T) + b1)  # (m, n1)
     h2 = _sigmoid((h1 @ W2.T) + b2)  # (m, n2)
     h3 = _sigmoid((h2 @ W3.T) + b3)  # (m, n3)
-    f = (h3 @ W4.T) + b4  # (m, k)
+    f = h3 @ W4.T
+    f += b4  # (m, k)
     c = f.max(axis=1)  # (m,)
     e = np.exp(f - c[:, None])  # (m, k)
     s = e.sum(axis=1)  # (m,)
     p = e / s[:, None]  # (m, k)
     log_p = f - np.log(s[:, None]) - c[:, None]  # (m, k)
-    L = -(np.einsum("ab,ab->a", log_p, t))  # (m,)
+    L = -np.einsum("ab,ab->a", log_p, t)  # (m,)
     cache = {
         "h1": h1,
         "h2": h2,

@@ -59,8 +59,8 @@ def forward(params, batch, train=True, state=None, momentum=0.1):
     B = x.shape[0]
     z1 = x @ W1.T  # (B, m)
     if train:
-        z_centered = -(z1.sum(axis=0)) / B + z1  # (B, m)
-        std = np.sqrt((np.einsum("ab,ab->b", z_centered, z_centered)) / B + eps)  # (m,)
+        z_centered = z1 - z1.sum(axis=0) / B  # (B, m)
+        std = np.sqrt(np.einsum("ab,ab->b", z_centered, z_centered) / B + eps)  # (m,)
         if state is not None:
             _running(state, "z1", z1, z_centered, momentum)
     else:
@@ -69,13 +69,14 @@ def forward(params, batch, train=True, state=None, momentum=0.1):
     xhat = z_centered / std  # (B, m)
     y1 = gamma * xhat + beta  # (B, m)
     h1 = np.tanh(y1)  # (B, m)
-    f = (h1 @ W2.T) + b2  # (B, k)
+    f = h1 @ W2.T
+    f += b2  # (B, k)
     c = f.max(axis=1)  # (B,)
     e = np.exp(f - c[:, None])  # (B, k)
     s = e.sum(axis=1)  # (B,)
     p = e / s[:, None]  # (B, k)
     log_p = f - np.log(s[:, None]) - c[:, None]  # (B, k)
-    L = -(np.einsum("ab,ab->a", log_p, t))  # (B,)
+    L = -np.einsum("ab,ab->a", log_p, t)  # (B,)
     cache = {
         "z1": z1,
         "std": std,

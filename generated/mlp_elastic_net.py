@@ -50,20 +50,22 @@ def forward(params, batch):
     b2 = params["b2"]
     x = batch["x"]
     t = batch["t"]
-    z1 = (x @ W1.T) + b1  # (B, m)
+    z1 = x @ W1.T
+    z1 += b1  # (B, m)
     h1 = np.tanh(z1)  # (B, m)
-    f = (h1 @ W2.T) + b2  # (B, k)
+    f = h1 @ W2.T
+    f += b2  # (B, k)
     c = f.max(axis=1)  # (B,)
     e = np.exp(f - c[:, None])  # (B, k)
     s = e.sum(axis=1)  # (B,)
     p = e / s[:, None]  # (B, k)
     log_p = f - np.log(s[:, None]) - c[:, None]  # (B, k)
-    L = -(np.einsum("ab,ab->a", log_p, t))  # (B,)
+    L = -np.einsum("ab,ab->a", log_p, t)  # (B,)
     abs_W1 = np.abs(W1)  # (m, d)
     J = (  # (B,)
-        l1_W1 * (abs_W1.sum(axis=(-2, -1)))
-        + l2_W1 / 2 * (np.einsum("ab,ab->", W1, W1))
-        + l2_W2 / 2 * (np.einsum("ab,ab->", W2, W2))
+        l1_W1 * abs_W1.sum(axis=(-2, -1))
+        + l2_W1 / 2 * np.einsum("ab,ab->", W1, W1)
+        + l2_W2 / 2 * np.einsum("ab,ab->", W2, W2)
         + L
     )
     cache = {
@@ -113,10 +115,10 @@ def backward(params, batch, cache, g_loss=None):
         g_h1 = g_f @ W2  # (B, m)
         g_z1 = (1 - h1**2) * g_h1  # (B, m)
         g_b2 = g_f.sum(axis=0)  # (k,)
-        g_W2 = l2_W2 * W2 * (g_J.sum(axis=0)) + (g_f.T @ h1)  # (k, m)
+        g_W2 = l2_W2 * W2 * g_J.sum(axis=0) + (g_f.T @ h1)  # (k, m)
         g_b1 = g_z1.sum(axis=0)  # (m,)
         g_W1 = (  # (m, d)
-            l1_W1 * np.sign(W1) * (g_J.sum(axis=0)) + l2_W1 * W1 * (g_J.sum(axis=0)) + (g_z1.T @ x)
+            l1_W1 * np.sign(W1) * g_J.sum(axis=0) + l2_W1 * W1 * g_J.sum(axis=0) + (g_z1.T @ x)
         )
     return {
         "W1": g_W1,

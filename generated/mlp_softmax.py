@@ -53,15 +53,17 @@ def forward(params, batch):
     b2 = params["b2"]
     x = batch["x"]
     t = batch["t"]
-    z1 = (x @ W1.T) + b1  # (B, m)
+    z1 = x @ W1.T
+    z1 += b1  # (B, m)
     h1 = _sigmoid(z1)  # (B, m)
-    f = (h1 @ W2.T) + b2  # (B, k)
+    f = h1 @ W2.T
+    f += b2  # (B, k)
     c = f.max(axis=1)  # (B,)
     e = np.exp(f - c[:, None])  # (B, k)
     s = e.sum(axis=1)  # (B,)
     p = e / s[:, None]  # (B, k)
     log_p = f - np.log(s[:, None]) - c[:, None]  # (B, k)
-    L = -(np.einsum("ab,ab->a", log_p, t))  # (B,)
+    L = -np.einsum("ab,ab->a", log_p, t)  # (B,)
     cache = {
         "z1": z1,
         "h1": h1,

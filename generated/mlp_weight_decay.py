@@ -48,16 +48,18 @@ def forward(params, batch):
     b2 = params["b2"]
     x = batch["x"]
     t = batch["t"]
-    z1 = (x @ W1.T) + b1  # (B, m)
+    z1 = x @ W1.T
+    z1 += b1  # (B, m)
     h1 = np.maximum(z1, 0)  # (B, m)
-    f = (h1 @ W2.T) + b2  # (B, k)
+    f = h1 @ W2.T
+    f += b2  # (B, k)
     c = f.max(axis=1)  # (B,)
     e = np.exp(f - c[:, None])  # (B, k)
     s = e.sum(axis=1)  # (B,)
     p = e / s[:, None]  # (B, k)
     log_p = f - np.log(s[:, None]) - c[:, None]  # (B, k)
-    ce = -(np.einsum("ab,ab->a", log_p, t))  # (B,)
-    L = lam / 2 * ((np.einsum("ab,ab->", W1, W1)) + (np.einsum("ab,ab->", W2, W2))) + ce  # (B,)
+    ce = -np.einsum("ab,ab->a", log_p, t)  # (B,)
+    L = lam / 2 * (np.einsum("ab,ab->", W1, W1) + np.einsum("ab,ab->", W2, W2)) + ce  # (B,)
     cache = {
         "z1": z1,
         "h1": h1,
@@ -106,9 +108,9 @@ def backward(params, batch, cache, g_loss=None):
         g_h1 = g_f @ W2  # (B, m)
         g_z1 = g_h1 * (z1 > 0)  # (B, m)
         g_b2 = g_f.sum(axis=0)  # (k,)
-        g_W2 = lam * W2 * (g_L.sum(axis=0)) + (g_f.T @ h1)  # (k, m)
+        g_W2 = lam * W2 * g_L.sum(axis=0) + (g_f.T @ h1)  # (k, m)
         g_b1 = g_z1.sum(axis=0)  # (m,)
-        g_W1 = lam * W1 * (g_L.sum(axis=0)) + (g_z1.T @ x)  # (m, d)
+        g_W1 = lam * W1 * g_L.sum(axis=0) + (g_z1.T @ x)  # (m, d)
     return {
         "W1": g_W1,
         "b1": g_b1,

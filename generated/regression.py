@@ -47,9 +47,11 @@ def forward(params, batch):
     b2 = params["b2"]
     x = batch["x"]
     y = batch["y"]
-    z1 = (x @ W1.T) + b1  # (B, m)
+    z1 = x @ W1.T
+    z1 += b1  # (B, m)
     h1 = np.tanh(z1)  # (B, m)
-    yhat = (h1 @ W2.T) + b2  # (B, n)
+    yhat = h1 @ W2.T
+    yhat += b2  # (B, n)
     L = ((yhat - y) ** 2).sum(axis=-1)  # (B,)
     cache = {
         "z1": z1,

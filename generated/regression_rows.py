@@ -47,9 +47,11 @@ def forward(params, batch):
     b2 = params["b2"]
     x = batch["x"]
     y = batch["y"]
-    z_h = (x @ W1) + b1  # (B, m)
+    z_h = x @ W1
+    z_h += b1  # (B, m)
     h = np.maximum(z_h, 0)  # (B, m)
-    yhat = (h @ W2) + b2  # (B, n)
+    yhat = h @ W2
+    yhat += b2  # (B, n)
     L = ((yhat - y) ** 2).sum(axis=-1)  # (B,)
     cache = {
         "z_h": z_h,

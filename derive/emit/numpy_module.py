@@ -41,15 +41,16 @@ class Line:
     shape: str = ""
     expr: sp.Expr | None = field(default=None, repr=False, compare=False)
     node: Node | None = field(default=None, repr=False, compare=False)
+    op: str = "="  # "+=" adds into the array the line before made
 
     def source(self, indent: str = "    ", width: int = 100) -> list[str]:
         """The assignment as source lines: math as comments, long code broken as ruff does."""
         out = [f"{indent}# {part}" for part in wrap(self.math, width - len(indent) - 2)]
         tail = f"  # {self.shape}" if self.shape else ""
-        first = f"{indent}{self.target} = {self.code}{tail}"
+        first = f"{indent}{self.target} {self.op} {self.code}{tail}"
         if len(first) <= width:
             return [*out, first]
-        out.append(f"{indent}{self.target} = ({tail}")
+        out.append(f"{indent}{self.target} {self.op} ({tail}")
         out += layout(self.code, f"{indent}    ", width)
         out.append(f"{indent})")
         return out
@@ -170,6 +171,27 @@ def full_shape(code: str, expr: sp.Expr, node: Node, graph: Graph) -> str:
     return f"np.broadcast_to({code}, {shape}).copy()"
 
 
+def accumulate(expr: sp.Expr, node: Node, shape: str, mod: Module) -> list[Line]:
+    """``z = x @ W.T`` then ``z += b``: the bias added into the product's fresh array.
+
+    Applies to a sum of terms one of which is a contraction over the node's whole shape;
+    ``z = (x @ W.T) + b`` would allocate a second array of that shape and fill it.
+    """
+    if not isinstance(expr, sp.Add):
+        return []
+    full = [t for t in expr.args if isinstance(t, sp.Sum) and set(node.labels) <= t.free_symbols]
+    if len(full) != 1:
+        return []
+    rest = expr - full[0]
+    op = "+="
+    if rest.could_extract_minus_sign():
+        rest, op = -rest, "-="
+    return [
+        Line(node.name, print_expr(full[0], node.labels, mod)),
+        Line(node.name, print_expr(rest, node.labels, mod), shape=shape, op=op),
+    ]
+
+
 def shape_text(node: Node, graph: Graph) -> str:
     dims = [graph.batch_size.name if d == BATCH else str(d) for d in node.dims]
     return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
@@ -207,6 +229,10 @@ def build_module(d: Derivation) -> Module:
             p = NumPyIndexPrinter(n.labels)
             code = p.reduction(n.expr, list(n.labels), how=n.kind)
         else:
+            accumulated = accumulate(expr, n, shape_text(n, graph), mod)
+            if accumulated:
+                mod.forward += accumulated
+                continue
             code = full_shape(print_expr(expr, n.labels, mod), expr, n, graph)
         mod.forward.append(Line(n.name, code, "", shape_text(n, graph)))
     mod.cache = [n.name for n in graph.nodes if n.expr is not None and (n.user or n.name in read)]

@@ -18,6 +18,7 @@ from sympy import Indexed, Symbol
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
+from derive.emit.layout import operands
 from derive.ops.functions import OP_OF_FUNCTION, written_out
 from derive.ops.table import DERIVED_FUNCTIONS
 
@@ -38,7 +39,7 @@ class NumPyIndexPrinter(StrPrinter):
         """Sums (matmuls) first, subtracted terms last, as people write ``x @ W + b``."""
         return sorted(
             expr.args,
-            key=lambda t: (not t.has(sp.Sum), t.could_extract_minus_sign(), sp.default_sort_key(t)),
+            key=lambda t: (t.could_extract_minus_sign(), not t.has(sp.Sum), sp.default_sort_key(t)),
         )
 
     def _print(self, expr: sp.Basic, **kwargs: object) -> str:
@@ -183,7 +184,9 @@ class NumPyIndexPrinter(StrPrinter):
         """A sum inside a pointwise expression: matmul, einsum or ``.sum``, then aligned."""
         free = [lab for lab in self.target if lab in e.free_symbols]
         code = self.reduction(e, free)
-        return align(f"({code})", free, self.target) if free else f"({code})"
+        if operands(code) is not None or code.startswith("-"):  # x @ W binds as tightly as *
+            code = f"({code})"
+        return align(code, free, self.target) if free else code
 
     def reduction(self, e: sp.Sum, free: list, how: str = "sum") -> str:
         """Code for ``Σ_j body`` as an array with axes ``free`` (in that order)."""

@@ -1,0 +1,95 @@
+"""Emitted code pays only for the arithmetic: no per-call overhead a hand-written step avoids.
+
+Each test names one such cost and fails when the emitted text brings it back: an array of
+equal weights for the default ``g_loss``, a second array for a bias add, ``np.sum``'s
+dispatch, a sigmoid that evaluates both branches, scalars applied to an array one by one.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from derive.emit.printers import NumPyIndexPrinter
+from derive.ops.elementwise import SIGMOID_HELPER
+from derive.pipeline import generate
+from derive.verify.module import load_module
+
+ROOT = Path(__file__).resolve().parents[1]
+GENERATED = sorted((ROOT / "generated").glob("*.py"))
+TINY = ROOT / "benchmarks" / "specs" / "tiny_3_4_1.toml"
+
+
+def backward_source(text: str) -> str:
+    return text.split("\ndef backward(", 1)[1].split("\ndef ", 1)[0]
+
+
+@pytest.mark.parametrize("path", GENERATED, ids=[p.stem for p in GENERATED])
+def test_default_g_loss_is_one_scalar_weight(path: Path) -> None:
+    back = backward_source(path.read_text())
+    assert "full_like" not in back and "ones_like" not in back
+    default, given = back.split("    if g_loss is None:", 1)[1].split("\n    else:\n", 1)
+    seed = re.search(r"        (g_\w+) = g_loss\n", given)
+    assert seed is not None
+    code = [ln for ln in default.splitlines() if not ln.lstrip().startswith("#")]
+    assert seed.group(1) not in "\n".join(code)  # the default branch never forms the weights
+
+
+def test_default_and_given_weights_agree(tmp_path: Path) -> None:
+    m = load_module(generate(TINY, tmp_path).path)
+    params = m.init_params(seed=1)
+    rng = np.random.default_rng(2)
+    batch = {"x": rng.normal(size=(5, 3)), "y": rng.normal(size=(5, 1))}
+    _, cache = m.forward(params, batch)
+    default = m.backward(params, batch, cache)
+    given = m.backward(params, batch, cache, g_loss=np.full(5, 0.2))
+    for name in m.PARAMS:
+        np.testing.assert_allclose(default[name], given[name], rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("path", GENERATED, ids=[p.stem for p in GENERATED])
+def test_reductions_are_array_methods(path: Path) -> None:
+    text = path.read_text()
+    for call in ("np.sum(", "np.max(", "np.mean(", ".mean()"):
+        assert call not in text.split("\ndef init_params(", 1)[0], call
+
+
+def test_bias_is_added_into_the_product() -> None:
+    text = (ROOT / "generated" / "mlp_softmax.py").read_text()
+    assert re.search(r"\n    z1 = x @ W1\.T\n    z1 \+= b1  # \(\w+, \w+\)\n", text)
+    assert re.search(r"\n    f = h1 @ W2\.T\n    f \+= b2  #", text)
+    assert "(x @ W1.T) + b1" not in text
+
+
+def test_scalars_meet_before_the_array() -> None:
+    b, k, m = sp.symbols("b k m")
+    f, y = sp.IndexedBase("f"), sp.IndexedBase("y")
+    expr = sp.Mul(2, 1 / m, f[b, k] - y[b, k])  # as the derivation leaves it
+    assert NumPyIndexPrinter([b, k]).doprint(expr) == "2 / m * (f - y)"
+
+
+def sigmoid_helper():
+    namespace = {"np": np}
+    exec(SIGMOID_HELPER, namespace)  # the op table's own helper source, trusted
+    return namespace["_sigmoid"]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sigmoid_is_exact_at_extremes_and_silent(dtype: type) -> None:
+    sigmoid = sigmoid_helper()
+    z = np.array([-1000.0, -80.0, -30.0, 0.0, 30.0, 1000.0], dtype=dtype)
+    with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"):
+        warnings.simplefilter("error")
+        got = sigmoid(z)
+    assert got.dtype == dtype
+    exact = [0.0, np.exp(-80.0), 1 / (1 + np.exp(30.0)), 0.5, 1 / (1 + np.exp(-30.0)), 1.0]
+    # relative accuracy where the value is tiny: no 1 - (1 - e) cancellation
+    rel = 1e-15 if dtype == np.float64 else 1e-6
+    small = 1e-37 if dtype == np.float32 else 0.0  # float32 has no normal e^-80
+    np.testing.assert_allclose(got, np.array(exact), rtol=rel, atol=small)
+    assert "np.where" not in SIGMOID_HELPER  # one branch, not both evaluated and picked
