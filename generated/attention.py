@@ -55,7 +55,8 @@ def forward(params, batch):
     e = np.exp(z_a - c[:, :, None])  # (m, n, n)
     a = e / e.sum(axis=2)[:, :, None]  # (m, n, n)
     o = np.einsum("abc,acd->abd", a, v)  # (m, n, d)
-    L = ((o - y) ** 2).sum(axis=(-2, -1)) / (d * n)  # (m,)
+    o_minus_y = o - y  # (m, n, d)
+    L = np.einsum("abc,abc->a", o_minus_y, o_minus_y) / (d * n)  # (m,)
     cache = {
         "q": q,
         "k": k,
@@ -63,6 +64,7 @@ def forward(params, batch):
         "a": a,
         "o": o,
         "L": L,
+        "o_minus_y": o_minus_y,
     }
     return L.sum() / len(L), cache
 
@@ -74,25 +76,24 @@ def backward(params, batch, cache, g_loss=None):
     Each line gives the derived adjoint in index notation; g_X is dL/dX.
     """
     x = batch["x"]
-    y = batch["y"]
     q = cache["q"]
     k = cache["k"]
     v = cache["v"]
     a = cache["a"]
-    o = cache["o"]
-    m = x.shape[0]
+    o_minus_y = cache["o_minus_y"]
+    m = len(x)
     n = x.shape[1]
     d = x.shape[2]
     if g_loss is None:  # every example weighs 1/m
         # g_o[b, i, j] = 2*(o[b, i, j] - y[b, i, j])*g_L[b]/(d*n)
-        g_o = 2 / (d * m * n) * (o - y)  # (m, n, d)
+        g_o = 2 / (d * m * n) * o_minus_y  # (m, n, d)
     else:
         g_L = g_loss
-        g_o = 2 / (d * n) * (o - y) * g_L[:, None, None]  # (m, n, d)
+        g_o = 2 / (d * n) * g_L[:, None, None] * o_minus_y  # (m, n, d)
     # g_a[b, i, i2] = Sum(g_o[b, i, j_1]*v[b, i2, j_1], (j_1, 1, d))
     g_a = np.einsum("abc,adc->abd", g_o, v)  # (m, n, n)
     # g_z_a[b, i, i2] = (g_a[b, i, i2] - Sum(a[b, i, i_1]*g_a[b, i, i_1], (i_1, 1, n)))*a[b, i, i2]
-    g_z_a = (g_a - np.einsum("abc,abc->ab", a, g_a)[:, :, None]) * a  # (m, n, n)
+    g_z_a = (g_a - np.vecdot(a, g_a)[:, :, None]) * a  # (m, n, n)
     # g_v[b, i, j] = Sum(a[b, i_1, i]*g_o[b, i_1, j], (i_1, 1, n))
     g_v = np.einsum("abc,abd->acd", a, g_o)  # (m, n, d)
     # g_k[b, i, j] = Sum(g_z_a[b, i_1, i]*q[b, i_1, j], (i_1, 1, n))/sqrt(d)

@@ -73,7 +73,7 @@ def backward(params, batch, cache, g_loss=None):
     x = batch["x"]
     y = batch["y"]
     yhat = cache["yhat"]
-    m = x.shape[0]
+    m = len(x)
     if g_loss is None:  # every example weighs 1/m
         # g_z[i] = (-y[i] + yhat[i])*g_L[i]
         g_z = (yhat - y) / m  # (m,)

@@ -75,7 +75,7 @@ def forward(params, batch):
     s = e.sum(axis=1)  # (m,)
     p = e / s[:, None]  # (m, k)
     log_p = f - np.log(s[:, None]) - c[:, None]  # (m, k)
-    L = -np.einsum("ab,ab->a", log_p, t)  # (m,)
+    L = -np.vecdot(log_p, t)  # (m,)
     cache = {
         "h1": h1,
         "h2": h2,
@@ -102,7 +102,7 @@ def backward(params, batch, cache, g_loss=None):
     h2 = cache["h2"]
     h3 = cache["h3"]
     p = cache["p"]
-    m = x.shape[0]
+    m = len(x)
     if g_loss is None:  # every example weighs 1/m
         # g_f[b, r] = (p[b, r] - t[b, r])*g_L[b]
         g_f = (p - t) / m  # (m, k)

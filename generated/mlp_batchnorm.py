@@ -56,7 +56,7 @@ def forward(params, batch, train=True, state=None, momentum=0.1):
     b2 = params["b2"]
     x = batch["x"]
     t = batch["t"]
-    B = x.shape[0]
+    B = len(x)
     z1 = x @ W1.T  # (B, m)
     if train:
         z_centered = z1 - z1.sum(axis=0) / B  # (B, m)
@@ -76,7 +76,7 @@ def forward(params, batch, train=True, state=None, momentum=0.1):
     s = e.sum(axis=1)  # (B,)
     p = e / s[:, None]  # (B, k)
     log_p = f - np.log(s[:, None]) - c[:, None]  # (B, k)
-    L = -np.einsum("ab,ab->a", log_p, t)  # (B,)
+    L = -np.vecdot(log_p, t)  # (B,)
     cache = {
         "z1": z1,
         "std": std,
@@ -104,7 +104,7 @@ def backward(params, batch, cache, g_loss=None):
     xhat = cache["xhat"]
     h1 = cache["h1"]
     p = cache["p"]
-    B = x.shape[0]
+    B = len(x)
     if g_loss is None:  # every example weighs 1/B
         # g_f[b, n] = (p[b, n] - t[b, n])*g_L[b]
         g_f = (p - t) / B  # (B, k)

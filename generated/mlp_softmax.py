@@ -63,7 +63,7 @@ def forward(params, batch):
     s = e.sum(axis=1)  # (B,)
     p = e / s[:, None]  # (B, k)
     log_p = f - np.log(s[:, None]) - c[:, None]  # (B, k)
-    L = -np.einsum("ab,ab->a", log_p, t)  # (B,)
+    L = -np.vecdot(log_p, t)  # (B,)
     cache = {
         "z1": z1,
         "h1": h1,
@@ -85,7 +85,7 @@ def backward(params, batch, cache, g_loss=None):
     t = batch["t"]
     h1 = cache["h1"]
     p = cache["p"]
-    B = x.shape[0]
+    B = len(x)
     if g_loss is None:  # every example weighs 1/B
         # g_f[b, n] = (p[b, n] - t[b, n])*g_L[b]
         g_f = (p - t) / B  # (B, k)

@@ -52,12 +52,14 @@ def forward(params, batch):
     h1 = np.tanh(z1)  # (B, m)
     yhat = h1 @ W2.T
     yhat += b2  # (B, n)
-    L = ((yhat - y) ** 2).sum(axis=-1)  # (B,)
+    yhat_minus_y = yhat - y  # (B, n)
+    L = np.vecdot(yhat_minus_y, yhat_minus_y)  # (B,)
     cache = {
         "z1": z1,
         "h1": h1,
         "yhat": yhat,
         "L": L,
+        "yhat_minus_y": yhat_minus_y,
     }
     return L.sum() / len(L), cache
 
@@ -70,16 +72,15 @@ def backward(params, batch, cache, g_loss=None):
     """
     W2 = params["W2"]
     x = batch["x"]
-    y = batch["y"]
     h1 = cache["h1"]
-    yhat = cache["yhat"]
-    B = x.shape[0]
+    yhat_minus_y = cache["yhat_minus_y"]
+    B = len(x)
     if g_loss is None:  # every example weighs 1/B
         # g_yhat[b, k] = 2*(-y[b, k] + yhat[b, k])*g_L[b]
-        g_yhat = 2 / B * (yhat - y)  # (B, n)
+        g_yhat = 2 / B * yhat_minus_y  # (B, n)
     else:
         g_L = g_loss
-        g_yhat = 2 * (yhat - y) * g_L[:, None]  # (B, n)
+        g_yhat = 2 * g_L[:, None] * yhat_minus_y  # (B, n)
     # g_h1[b, j] = Sum(W2[k_1, j]*g_yhat[b, k_1], (k_1, 1, n))
     g_h1 = g_yhat @ W2  # (B, m)
     # g_z1[b, j] = (1 - h1[b, j]**2)*g_h1[b, j]

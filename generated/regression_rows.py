@@ -52,12 +52,14 @@ def forward(params, batch):
     h = np.maximum(z_h, 0)  # (B, m)
     yhat = h @ W2
     yhat += b2  # (B, n)
-    L = ((yhat - y) ** 2).sum(axis=-1)  # (B,)
+    yhat_minus_y = yhat - y  # (B, n)
+    L = np.vecdot(yhat_minus_y, yhat_minus_y)  # (B,)
     cache = {
         "z_h": z_h,
         "h": h,
         "yhat": yhat,
         "L": L,
+        "yhat_minus_y": yhat_minus_y,
     }
     return L.sum() / len(L), cache
 
@@ -70,17 +72,16 @@ def backward(params, batch, cache, g_loss=None):
     """
     W2 = params["W2"]
     x = batch["x"]
-    y = batch["y"]
     z_h = cache["z_h"]
     h = cache["h"]
-    yhat = cache["yhat"]
-    B = x.shape[0]
+    yhat_minus_y = cache["yhat_minus_y"]
+    B = len(x)
     if g_loss is None:  # every example weighs 1/B
         # g_yhat[b, k] = 2*(-y[b, k] + yhat[b, k])*g_L[b]
-        g_yhat = 2 / B * (yhat - y)  # (B, n)
+        g_yhat = 2 / B * yhat_minus_y  # (B, n)
     else:
         g_L = g_loss
-        g_yhat = 2 * (yhat - y) * g_L[:, None]  # (B, n)
+        g_yhat = 2 * g_L[:, None] * yhat_minus_y  # (B, n)
     # g_h[b, j] = Sum(W2[j, k_1]*g_yhat[b, k_1], (k_1, 1, n))
     g_h = g_yhat @ W2.T  # (B, m)
     # g_z_h[b, j] = Piecewise((g_h[b, j], z_h[b, j] > 0), (0, True))

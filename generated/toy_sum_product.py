@@ -54,9 +54,8 @@ def backward(params, batch, cache, g_loss=None):
     Each line gives the derived adjoint in index notation; g_X is dL/dX.
     """
     z = params["z"]
-    x = batch["x"]
     q = cache["q"]
-    m = x.shape[0]
+    m = len(q)
     if g_loss is None:  # every example weighs 1
         # g_q[b] = z*g_f[b]
         g_q = np.broadcast_to(z, (m,)).copy()  # (m,)

@@ -93,3 +93,27 @@ def test_sigmoid_is_exact_at_extremes_and_silent(dtype: type) -> None:
     small = 1e-37 if dtype == np.float32 else 0.0  # float32 has no normal e^-80
     np.testing.assert_allclose(got, np.array(exact), rtol=rel, atol=small)
     assert "np.where" not in SIGMOID_HELPER  # one branch, not both evaluated and picked
+
+
+def test_a_difference_both_passes_read_is_computed_once(tmp_path: Path) -> None:
+    text = generate(TINY, tmp_path).path.read_text()
+    forward, backward = text.split("\ndef backward(", 1)
+    assert "    f_minus_y = f - y  # (m, n)" in forward
+    assert "f - y" not in backward  # read from the cache, not formed again
+    assert "2 / m * f_minus_y" in backward
+    m = load_module(generate(TINY, tmp_path).path)
+    params = m.init_params(seed=3)
+    rng = np.random.default_rng(4)
+    batch = {"x": rng.normal(size=(4, 3)), "y": rng.normal(size=(4, 1))}
+    loss, cache = m.forward(params, batch)
+    np.testing.assert_array_equal(cache["f_minus_y"], cache["f"] - batch["y"])
+    assert loss == pytest.approx(np.mean(np.sum((cache["f"] - batch["y"]) ** 2, axis=1)))
+
+
+def test_a_row_wise_dot_is_vecdot_and_a_column_one_stays_einsum() -> None:
+    b, k = sp.symbols("b k")
+    a, c = sp.IndexedBase("a"), sp.IndexedBase("c")
+    rows = sp.Sum(a[b, k] * c[b, k], (k, 1, sp.Symbol("n")))
+    assert NumPyIndexPrinter([b]).doprint(rows) == "np.vecdot(a, c)"
+    columns = sp.Sum(a[b, k] * c[b, k], (b, 1, sp.Symbol("m")))
+    assert NumPyIndexPrinter([k]).doprint(columns).startswith("np.einsum(")

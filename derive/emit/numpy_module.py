@@ -22,11 +22,12 @@ from derive.emit.layout import layout
 from derive.emit.printers import NumPyIndexPrinter
 from derive.emit.running import state_shapes, switch_lines
 from derive.emit.seed import split_seed
+from derive.emit.shared import share_differences
 from derive.emit.templating import py_literal, render_template
 from derive.graph.dropout import MASK_ROLE
 from derive.graph.labels import definition_at, inline_nodes
 from derive.graph.nodes import BATCH, Graph, Node, atom_name
-from derive.lang.naming import API
+from derive.lang.naming import API, MODULE_NAMES
 from derive.ops.functions import sigmoid, softplus
 from derive.ops.table import BUILTIN_OPS
 
@@ -221,10 +222,22 @@ def build_module(d: Derivation) -> Module:
         and uses[n.name] == 1
         and all(c.kind == "pointwise" for c in consumers[n.name])
     }
-    for n in graph.nodes:
-        if n.expr is None or n.name in inline or n.name not in live:
-            continue
-        expr = inline_nodes(stable[n.name], graph, {k: stable[k] for k in inline})
+    fwd = {
+        n.name: inline_nodes(stable[n.name], graph, {k: stable[k] for k in inline})
+        for n in graph.nodes
+        if n.expr is not None and n.name not in inline and n.name in live
+    }
+    order, exprs = shared_sums(d, needed)
+    back = {name: (exprs[name], d.adjoints[name].node) for name in order}
+    taken = {n.name for n in graph.nodes} | {adjoint_name(n.name) for n in graph.nodes}
+    taken |= set(MODULE_NAMES) | {str(s) for s in graph.labels.sizes.values()}
+    extra = share_differences(graph, fwd, back, taken)
+    by_name = {n.name: n for n in graph.nodes}
+    for name, expr in fwd.items():
+        for new in extra.get(name, []):
+            code = print_expr(new.expr, new.labels, mod)
+            mod.forward.append(Line(new.name, code, "", shape_text(new, graph)))
+        n = by_name[name]
         if n.kind in ("max", "argmax"):
             p = NumPyIndexPrinter(n.labels)
             code = p.reduction(n.expr, list(n.labels), how=n.kind)
@@ -236,12 +249,12 @@ def build_module(d: Derivation) -> Module:
             code = full_shape(print_expr(expr, n.labels, mod), expr, n, graph)
         mod.forward.append(Line(n.name, code, "", shape_text(n, graph)))
     mod.cache = [n.name for n in graph.nodes if n.expr is not None and (n.user or n.name in read)]
-    order, exprs = shared_sums(d, needed)
+    mod.cache += [new.name for news in extra.values() for new in news]
     for name in order:
         adj = d.adjoints[name]
         node = adj.node
         target = adjoint_name(name)
-        expr = exprs[name]
+        expr = back[name][0]
         math = f"{target}{_idx(node)} = {adj.expr}"
         if expr.has(sp.Piecewise):
             expr = hoist_sums(expr, target, node, graph, mod)
@@ -253,7 +266,8 @@ def build_module(d: Derivation) -> Module:
             why = f"{name} does not affect the loss {graph.loss.name}"
             mod.backward.append(Line(adjoint_name(name), f"np.zeros_like({name})", why))
     mod.sizes_forward = size_lines(graph, [ln.code for ln in mod.forward])
-    mod.sizes_backward = size_lines(graph, [ln.code for ln in mod.backward + mod.unit_seed])
+    back_codes = [ln.code for ln in mod.backward + mod.unit_seed + mod.seeded]
+    mod.sizes_backward = size_lines(graph, back_codes, tuple(mod.cache))
     fwd_words = _words([ln.code for ln in mod.forward + mod.sizes_forward])
     back_lines = mod.backward + mod.unit_seed + mod.seeded + mod.sizes_backward
     back_words = _words([ln.code for ln in back_lines])
@@ -334,17 +348,24 @@ def _idx(node: Node) -> str:
     return f"[{', '.join(map(str, node.labels))}]" if node.labels else ""
 
 
-def size_lines(graph: Graph, codes: list[str]) -> list[Line]:
-    """``m = x.shape[0]`` for every size symbol the code uses."""
+def size_lines(graph: Graph, codes: list[str], cached: tuple[str, ...] = ()) -> list[Line]:
+    """``m = len(x)`` for every size symbol the code uses, from an array it reads anyway.
+
+    An array the code already reads (a leaf or a cached value) is preferred to one it
+    would read only for its shape; the batch size is ``len`` of a batch-first array.
+    """
     words = _words(codes)
     out = []
-    sources = [*graph.inputs.values(), *graph.params.values()]
+    leaves = [*graph.inputs.values(), *graph.params.values()]
+    read = [n for n in graph.nodes if n.name in words and (n.expr is None or n.name in cached)]
     for dim, sym in graph.labels.sizes.items():
         if not isinstance(sym, Symbol) or sym.name not in words:
             continue
-        for leaf in sources:
+        for leaf in [*read, *leaves]:
             if dim in leaf.dims:
-                out.append(Line(sym.name, f"{leaf.name}.shape[{leaf.dims.index(dim)}]"))
+                axis = leaf.dims.index(dim)
+                code = f"len({leaf.name})" if axis == 0 else f"{leaf.name}.shape[{axis}]"
+                out.append(Line(sym.name, code))
                 break
     return out
 

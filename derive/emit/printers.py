@@ -243,6 +243,16 @@ def matmul(p: NumPyIndexPrinter, a: Indexed, b: Indexed, j: Symbol, free: list) 
 
 
 def einsum(p: NumPyIndexPrinter, factors: list, free: list) -> str:
+    """``np.einsum`` of ``factors`` to axes ``free``; a row-wise dot as ``np.vecdot``.
+
+    ``Σ_k a[b, k] c[b, k]`` over the last, contiguous axis is ``np.vecdot(a, c)``: a
+    ufunc, about half the time of ``np.einsum("ab,ab->a", a, c)`` at every size.
+    """
+    if len(factors) == 2 and factors[0].indices == factors[1].indices:
+        *rest, last = factors[0].indices
+        if list(rest) == list(free) and last not in free:
+            a, c = (f.base.label.name for f in factors)
+            return f"np.vecdot({a}, {c})"
     letters: dict = {}
     for f in factors:
         for lab in f.indices:
