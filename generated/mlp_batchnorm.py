@@ -2,11 +2,11 @@
 
 Hidden layer with batch normalization before a ReLU, softmax cross-entropy
 
-Spec: examples/mlp_batchnorm.toml (sha256 1110033ac0be7877)
+Spec: examples/mlp_batchnorm.toml (sha256 118c66fc200f9378)
 Do not edit: regenerate with `derive gen examples/mlp_batchnorm.toml`.
 
 Arrays are batch-first: an input declared with per-example shape (d,) arrives as
-(B, d).  The loss is the mean over the batch of the per-example
+(m, d).  The loss is the mean over the batch of the per-example
 loss L.
 """
 
@@ -15,16 +15,16 @@ import numpy as np
 NAME = "mlp_batchnorm"
 LOSS = "L"
 REDUCTION = "mean"
-DIMS = {"d": 4, "m": 5, "k": 3}
+DIMS = {"d": 4, "h": 5, "k": 3}
 INPUTS = {
     "x": (("d",), "real"),
     "t": (("k",), "one_hot"),
 }
 PARAMS = {
-    "W1": ("m", "d"),
-    "gamma": ("m",),
-    "beta": ("m",),
-    "W2": ("k", "m"),
+    "W1": ("h", "d"),
+    "gamma": ("h",),
+    "beta": ("h",),
+    "W2": ("k", "h"),
     "b2": ("k",),
 }
 eps = 1e-05
@@ -37,14 +37,14 @@ def forward(params, batch, train=True, state=None, momentum=0.1):
     evaluation (``train=False``) normalizes with it instead.
 
     Parameters:
-        W1: (m, d)
-        gamma: (m,)
-        beta: (m,)
-        W2: (k, m)
+        W1: (h, d)
+        gamma: (h,)
+        beta: (h,)
+        W2: (k, h)
         b2: (k,)
     Batch:
-        x: (B, d) real
-        t: (B, k) one_hot
+        x: (m, d) real
+        t: (m, k) one_hot
     Returns (loss, cache); cache["L"] is the per-example loss.
     """
     if not train and state is None:
@@ -56,27 +56,27 @@ def forward(params, batch, train=True, state=None, momentum=0.1):
     b2 = params["b2"]
     x = batch["x"]
     t = batch["t"]
-    B = len(x)
-    z1 = x @ W1.T  # (B, m)
+    m = len(x)
+    z1 = x @ W1.T  # (m, h)
     if train:
-        z_centered = z1 - z1.sum(axis=0) / B  # (B, m)
-        std = np.sqrt(np.einsum("ab,ab->b", z_centered, z_centered) / B + eps)  # (m,)
+        z_centered = z1 - z1.sum(axis=0) / m  # (m, h)
+        std = np.sqrt(np.einsum("ab,ab->b", z_centered, z_centered) / m + eps)  # (h,)
         if state is not None:
             _running(state, "z1", z1, z_centered, momentum)
     else:
-        z_centered = z1 - state["z1.mean"]  # (B, m)
-        std = np.sqrt(state["z1.var"] + eps)  # (m,)
-    xhat = z_centered / std  # (B, m)
-    y1 = gamma * xhat + beta  # (B, m)
-    h1 = np.tanh(y1)  # (B, m)
+        z_centered = z1 - state["z1.mean"]  # (m, h)
+        std = np.sqrt(state["z1.var"] + eps)  # (h,)
+    xhat = z_centered / std  # (m, h)
+    y1 = gamma * xhat + beta  # (m, h)
+    h1 = np.tanh(y1)  # (m, h)
     f = h1 @ W2.T
-    f += b2  # (B, k)
-    c = f.max(axis=1)  # (B,)
-    e = np.exp(f - c[:, None])  # (B, k)
-    s = e.sum(axis=1)  # (B,)
-    p = e / s[:, None]  # (B, k)
-    log_p = f - np.log(s[:, None]) - c[:, None]  # (B, k)
-    L = -np.vecdot(log_p, t)  # (B,)
+    f += b2  # (m, k)
+    c = f.max(axis=1)  # (m,)
+    e = np.exp(f - c[:, None])  # (m, k)
+    s = e.sum(axis=1)  # (m,)
+    p = e / s[:, None]  # (m, k)
+    log_p = f - np.log(s[:, None]) - c[:, None]  # (m, k)
+    L = -np.vecdot(log_p, t)  # (m,)
     cache = {
         "z1": z1,
         "std": std,
@@ -93,7 +93,7 @@ def forward(params, batch, train=True, state=None, momentum=0.1):
 def backward(params, batch, cache, g_loss=None):
     """Gradients of the loss with respect to every parameter.
 
-    g_loss (B,) weights the per-example losses (default: the mean).
+    g_loss (m,) weights the per-example losses (default: the mean).
     Each line gives the derived adjoint in index notation; g_X is dL/dX.
     """
     gamma = params["gamma"]
@@ -104,30 +104,30 @@ def backward(params, batch, cache, g_loss=None):
     xhat = cache["xhat"]
     h1 = cache["h1"]
     p = cache["p"]
-    B = len(x)
-    if g_loss is None:  # every example weighs 1/B
+    m = len(x)
+    if g_loss is None:  # every example weighs 1/m
         # g_f[b, n] = (p[b, n] - t[b, n])*g_L[b]
-        g_f = (p - t) / B  # (B, k)
+        g_f = (p - t) / m  # (m, k)
     else:
         g_L = g_loss
-        g_f = (p - t) * g_L[:, None]  # (B, k)
+        g_f = (p - t) * g_L[:, None]  # (m, k)
     # g_h1[b, j] = Sum(W2[n_1, j]*g_f[b, n_1], (n_1, 1, k))
-    g_h1 = g_f @ W2  # (B, m)
+    g_h1 = g_f @ W2  # (m, h)
     # g_y1[b, j] = (1 - h1[b, j]**2)*g_h1[b, j]
-    g_y1 = (1 - h1**2) * g_h1  # (B, m)
-    # g_beta[j] = Sum(g_y1[b_1, j], (b_1, 1, B))
-    g_beta = g_y1.sum(axis=0)  # (m,)
-    # g_gamma[j] = Sum(g_y1[b_1, j]*xhat[b_1, j], (b_1, 1, B))
-    g_gamma = np.einsum("ab,ab->b", g_y1, xhat)  # (m,)
-    # g_z1[b, j] = (B*g_y1[b, j] - xhat[b, j]*Sum(g_y1[b_1, j]*xhat[b_1, j], (b_1, 1, B)) -
-    # Sum(g_y1[b_1, j], (b_1, 1, B)))*gamma[j]/(B*std[j])
-    g_z1 = (B * g_y1 - g_gamma * xhat - g_beta) * (gamma / (B * std))  # (B, m)
-    # g_b2[n] = Sum(g_f[b_1, n], (b_1, 1, B))
+    g_y1 = (1 - h1**2) * g_h1  # (m, h)
+    # g_beta[j] = Sum(g_y1[b_1, j], (b_1, 1, m))
+    g_beta = g_y1.sum(axis=0)  # (h,)
+    # g_gamma[j] = Sum(g_y1[b_1, j]*xhat[b_1, j], (b_1, 1, m))
+    g_gamma = np.einsum("ab,ab->b", g_y1, xhat)  # (h,)
+    # g_z1[b, j] = (m*g_y1[b, j] - xhat[b, j]*Sum(g_y1[b_1, j]*xhat[b_1, j], (b_1, 1, m)) -
+    # Sum(g_y1[b_1, j], (b_1, 1, m)))*gamma[j]/(m*std[j])
+    g_z1 = (m * g_y1 - g_gamma * xhat - g_beta) * (gamma / (m * std))  # (m, h)
+    # g_b2[n] = Sum(g_f[b_1, n], (b_1, 1, m))
     g_b2 = g_f.sum(axis=0)  # (k,)
-    # g_W2[n, j] = Sum(g_f[b_1, n]*h1[b_1, j], (b_1, 1, B))
-    g_W2 = g_f.T @ h1  # (k, m)
-    # g_W1[j, i] = Sum(g_z1[b_1, j]*x[b_1, i], (b_1, 1, B))
-    g_W1 = g_z1.T @ x  # (m, d)
+    # g_W2[n, j] = Sum(g_f[b_1, n]*h1[b_1, j], (b_1, 1, m))
+    g_W2 = g_f.T @ h1  # (k, h)
+    # g_W1[j, i] = Sum(g_z1[b_1, j]*x[b_1, i], (b_1, 1, m))
+    g_W1 = g_z1.T @ x  # (h, d)
     return {
         "W1": g_W1,
         "gamma": g_gamma,
@@ -147,15 +147,15 @@ def init_state(dims=None, dtype=np.float64):
     """Running statistics of every batch norm: means at zeros, variances at ones."""
     sizes = {**DIMS, **(dims or {})}
     return {
-        "z1.mean": np.zeros((sizes["m"],), dtype=dtype),
-        "z1.var": np.ones((sizes["m"],), dtype=dtype),
+        "z1.mean": np.zeros((sizes["h"],), dtype=dtype),
+        "z1.var": np.ones((sizes["h"],), dtype=dtype),
     }
 
 
 def _running(state, name, z, z_centered, momentum):
     """Running statistics moved toward the batch's: run = (1 - momentum) run + momentum stat.
 
-    The variance is the unbiased one, sum_b z_centered**2 / (B - 1), as PyTorch's BatchNorm.
+    The variance is the unbiased one, sum_b z_centered**2 / (m - 1), as PyTorch's BatchNorm.
     """
     mean, var = state[name + ".mean"], state[name + ".var"]
     batch_var = (z_centered * z_centered).sum(axis=0) / (len(z) - 1)
@@ -167,14 +167,14 @@ def init_params(seed=0, dims=None, dtype=np.float64):
     """Random parameters for the declared sizes (override with dims={name: size})."""
     rng = np.random.default_rng(seed)
     sizes = {**DIMS, **(dims or {})}
-    missing = [d for d in ("m", "d", "k") if sizes[d] is None]
+    missing = [d for d in ("h", "d", "k") if sizes[d] is None]
     if missing:
         raise ValueError(f"no size for {missing}: pass init_params(dims=...) with them")
     return {
-        "W1": _glorot(rng, (sizes["m"], sizes["d"]), dtype),
-        "gamma": np.ones((sizes["m"],), dtype=dtype),
-        "beta": np.zeros((sizes["m"],), dtype=dtype),
-        "W2": _glorot(rng, (sizes["k"], sizes["m"]), dtype),
+        "W1": _glorot(rng, (sizes["h"], sizes["d"]), dtype),
+        "gamma": np.ones((sizes["h"],), dtype=dtype),
+        "beta": np.zeros((sizes["h"],), dtype=dtype),
+        "W2": _glorot(rng, (sizes["k"], sizes["h"]), dtype),
         "b2": np.zeros((sizes["k"],), dtype=dtype),
     }
 

@@ -2,11 +2,11 @@
 
 Tanh hidden layer, softmax cross-entropy, declared L2 and L1 (elastic net) penalties
 
-Spec: examples/mlp_elastic_net.toml (sha256 dea0d3b3eb093847)
+Spec: examples/mlp_elastic_net.toml (sha256 aabbdad8af74f650)
 Do not edit: regenerate with `derive gen examples/mlp_elastic_net.toml`.
 
 Arrays are batch-first: an input declared with per-example shape (d,) arrives as
-(B, d).  The loss is the mean over the batch of the per-example
+(m, d).  The loss is the mean over the batch of the per-example
 loss J.
 """
 
@@ -15,15 +15,15 @@ import numpy as np
 NAME = "mlp_elastic_net"
 LOSS = "J"
 REDUCTION = "mean"
-DIMS = {"d": 4, "m": 6, "k": 3}
+DIMS = {"d": 4, "h": 6, "k": 3}
 INPUTS = {
     "x": (("d",), "real"),
     "t": (("k",), "one_hot"),
 }
 PARAMS = {
-    "W1": ("m", "d"),
-    "b1": ("m",),
-    "W2": ("k", "m"),
+    "W1": ("h", "d"),
+    "b1": ("h",),
+    "W2": ("k", "h"),
     "b2": ("k",),
 }
 l2_W1 = 0.01
@@ -35,13 +35,13 @@ def forward(params, batch):
     """Loss and every intermediate value.
 
     Parameters:
-        W1: (m, d)
-        b1: (m,)
-        W2: (k, m)
+        W1: (h, d)
+        b1: (h,)
+        W2: (k, h)
         b2: (k,)
     Batch:
-        x: (B, d) real
-        t: (B, k) one_hot
+        x: (m, d) real
+        t: (m, k) one_hot
     Returns (loss, cache); cache["J"] is the per-example loss.
     """
     W1 = params["W1"]
@@ -51,18 +51,18 @@ def forward(params, batch):
     x = batch["x"]
     t = batch["t"]
     z1 = x @ W1.T
-    z1 += b1  # (B, m)
-    h1 = np.tanh(z1)  # (B, m)
+    z1 += b1  # (m, h)
+    h1 = np.tanh(z1)  # (m, h)
     f = h1 @ W2.T
-    f += b2  # (B, k)
-    c = f.max(axis=1)  # (B,)
-    e = np.exp(f - c[:, None])  # (B, k)
-    s = e.sum(axis=1)  # (B,)
-    p = e / s[:, None]  # (B, k)
-    log_p = f - np.log(s[:, None]) - c[:, None]  # (B, k)
-    L = -np.vecdot(log_p, t)  # (B,)
-    abs_W1 = np.abs(W1)  # (m, d)
-    J = (  # (B,)
+    f += b2  # (m, k)
+    c = f.max(axis=1)  # (m,)
+    e = np.exp(f - c[:, None])  # (m, k)
+    s = e.sum(axis=1)  # (m,)
+    p = e / s[:, None]  # (m, k)
+    log_p = f - np.log(s[:, None]) - c[:, None]  # (m, k)
+    L = -np.vecdot(log_p, t)  # (m,)
+    abs_W1 = np.abs(W1)  # (h, d)
+    J = (  # (m,)
         l1_W1 * abs_W1.sum(axis=(-2, -1))
         + l2_W1 / 2 * np.einsum("ab,ab->", W1, W1)
         + l2_W2 / 2 * np.einsum("ab,ab->", W2, W2)
@@ -82,7 +82,7 @@ def forward(params, batch):
 def backward(params, batch, cache, g_loss=None):
     """Gradients of the loss with respect to every parameter.
 
-    g_loss (B,) weights the per-example losses (default: the mean).
+    g_loss (m,) weights the per-example losses (default: the mean).
     Each line gives the derived adjoint in index notation; g_X is dL/dX.
     """
     W1 = params["W1"]
@@ -91,33 +91,33 @@ def backward(params, batch, cache, g_loss=None):
     t = batch["t"]
     h1 = cache["h1"]
     p = cache["p"]
-    B = len(x)
-    if g_loss is None:  # every example weighs 1/B
+    m = len(x)
+    if g_loss is None:  # every example weighs 1/m
         # g_f[b, n] = (p[b, n] - t[b, n])*g_J[b]
-        g_f = (p - t) / B  # (B, k)
+        g_f = (p - t) / m  # (m, k)
         # g_h1[b, j] = Sum(W2[n_1, j]*g_f[b, n_1], (n_1, 1, k))
-        g_h1 = g_f @ W2  # (B, m)
+        g_h1 = g_f @ W2  # (m, h)
         # g_z1[b, j] = (1 - h1[b, j]**2)*g_h1[b, j]
-        g_z1 = (1 - h1**2) * g_h1  # (B, m)
-        # g_b2[n] = Sum(g_f[b_1, n], (b_1, 1, B))
+        g_z1 = (1 - h1**2) * g_h1  # (m, h)
+        # g_b2[n] = Sum(g_f[b_1, n], (b_1, 1, m))
         g_b2 = g_f.sum(axis=0)  # (k,)
-        # g_W2[n, j] = l2_W2*W2[n, j]*Sum(g_J[b_1], (b_1, 1, B)) + Sum(g_f[b_1, n]*h1[b_1, j], (b_1,
-        # 1, B))
-        g_W2 = (g_f.T @ h1) + l2_W2 * W2  # (k, m)
-        # g_b1[j] = Sum(g_z1[b_1, j], (b_1, 1, B))
-        g_b1 = g_z1.sum(axis=0)  # (m,)
-        # g_W1[j, i] = l1_W1*sign(W1[j, i])*Sum(g_J[b_1], (b_1, 1, B)) + l2_W1*W1[j,
-        # i]*Sum(g_J[b_1], (b_1, 1, B)) + Sum(g_z1[b_1, j]*x[b_1, i], (b_1, 1, B))
-        g_W1 = (g_z1.T @ x) + l1_W1 * np.sign(W1) + l2_W1 * W1  # (m, d)
+        # g_W2[n, j] = l2_W2*W2[n, j]*Sum(g_J[b_1], (b_1, 1, m)) + Sum(g_f[b_1, n]*h1[b_1, j], (b_1,
+        # 1, m))
+        g_W2 = (g_f.T @ h1) + l2_W2 * W2  # (k, h)
+        # g_b1[j] = Sum(g_z1[b_1, j], (b_1, 1, m))
+        g_b1 = g_z1.sum(axis=0)  # (h,)
+        # g_W1[j, i] = l1_W1*sign(W1[j, i])*Sum(g_J[b_1], (b_1, 1, m)) + l2_W1*W1[j,
+        # i]*Sum(g_J[b_1], (b_1, 1, m)) + Sum(g_z1[b_1, j]*x[b_1, i], (b_1, 1, m))
+        g_W1 = (g_z1.T @ x) + l1_W1 * np.sign(W1) + l2_W1 * W1  # (h, d)
     else:
         g_J = g_loss
-        g_f = (p - t) * g_J[:, None]  # (B, k)
-        g_h1 = g_f @ W2  # (B, m)
-        g_z1 = (1 - h1**2) * g_h1  # (B, m)
+        g_f = (p - t) * g_J[:, None]  # (m, k)
+        g_h1 = g_f @ W2  # (m, h)
+        g_z1 = (1 - h1**2) * g_h1  # (m, h)
         g_b2 = g_f.sum(axis=0)  # (k,)
-        g_W2 = l2_W2 * W2 * g_J.sum(axis=0) + (g_f.T @ h1)  # (k, m)
-        g_b1 = g_z1.sum(axis=0)  # (m,)
-        g_W1 = (  # (m, d)
+        g_W2 = l2_W2 * W2 * g_J.sum(axis=0) + (g_f.T @ h1)  # (k, h)
+        g_b1 = g_z1.sum(axis=0)  # (h,)
+        g_W1 = (  # (h, d)
             l1_W1 * np.sign(W1) * g_J.sum(axis=0) + l2_W1 * W1 * g_J.sum(axis=0) + (g_z1.T @ x)
         )
     return {
@@ -138,13 +138,13 @@ def init_params(seed=0, dims=None, dtype=np.float64):
     """Random parameters for the declared sizes (override with dims={name: size})."""
     rng = np.random.default_rng(seed)
     sizes = {**DIMS, **(dims or {})}
-    missing = [d for d in ("m", "d", "k") if sizes[d] is None]
+    missing = [d for d in ("h", "d", "k") if sizes[d] is None]
     if missing:
         raise ValueError(f"no size for {missing}: pass init_params(dims=...) with them")
     return {
-        "W1": _glorot(rng, (sizes["m"], sizes["d"]), dtype),
-        "b1": np.zeros((sizes["m"],), dtype=dtype),
-        "W2": _glorot(rng, (sizes["k"], sizes["m"]), dtype),
+        "W1": _glorot(rng, (sizes["h"], sizes["d"]), dtype),
+        "b1": np.zeros((sizes["h"],), dtype=dtype),
+        "W2": _glorot(rng, (sizes["k"], sizes["h"]), dtype),
         "b2": np.zeros((sizes["k"],), dtype=dtype),
     }
 

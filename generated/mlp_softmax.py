@@ -2,11 +2,11 @@
 
 One sigmoid hidden layer, softmax cross-entropy
 
-Spec: examples/mlp_softmax.toml (sha256 7752f3406db978f3)
+Spec: examples/mlp_softmax.toml (sha256 34a76fee8cc9bc11)
 Do not edit: regenerate with `derive gen examples/mlp_softmax.toml`.
 
 Arrays are batch-first: an input declared with per-example shape (d,) arrives as
-(B, d).  The loss is the mean over the batch of the per-example
+(m, d).  The loss is the mean over the batch of the per-example
 loss L.
 """
 
@@ -15,15 +15,15 @@ import numpy as np
 NAME = "mlp_softmax"
 LOSS = "L"
 REDUCTION = "mean"
-DIMS = {"d": 4, "m": 5, "k": 3}
+DIMS = {"d": 4, "h": 5, "k": 3}
 INPUTS = {
     "x": (("d",), "real"),
     "t": (("k",), "one_hot"),
 }
 PARAMS = {
-    "W1": ("m", "d"),
-    "b1": ("m",),
-    "W2": ("k", "m"),
+    "W1": ("h", "d"),
+    "b1": ("h",),
+    "W2": ("k", "h"),
     "b2": ("k",),
 }
 
@@ -38,13 +38,13 @@ def forward(params, batch):
     """Loss and every intermediate value.
 
     Parameters:
-        W1: (m, d)
-        b1: (m,)
-        W2: (k, m)
+        W1: (h, d)
+        b1: (h,)
+        W2: (k, h)
         b2: (k,)
     Batch:
-        x: (B, d) real
-        t: (B, k) one_hot
+        x: (m, d) real
+        t: (m, k) one_hot
     Returns (loss, cache); cache["L"] is the per-example loss.
     """
     W1 = params["W1"]
@@ -54,16 +54,16 @@ def forward(params, batch):
     x = batch["x"]
     t = batch["t"]
     z1 = x @ W1.T
-    z1 += b1  # (B, m)
-    h1 = _sigmoid(z1)  # (B, m)
+    z1 += b1  # (m, h)
+    h1 = _sigmoid(z1)  # (m, h)
     f = h1 @ W2.T
-    f += b2  # (B, k)
-    c = f.max(axis=1)  # (B,)
-    e = np.exp(f - c[:, None])  # (B, k)
-    s = e.sum(axis=1)  # (B,)
-    p = e / s[:, None]  # (B, k)
-    log_p = f - np.log(s[:, None]) - c[:, None]  # (B, k)
-    L = -np.vecdot(log_p, t)  # (B,)
+    f += b2  # (m, k)
+    c = f.max(axis=1)  # (m,)
+    e = np.exp(f - c[:, None])  # (m, k)
+    s = e.sum(axis=1)  # (m,)
+    p = e / s[:, None]  # (m, k)
+    log_p = f - np.log(s[:, None]) - c[:, None]  # (m, k)
+    L = -np.vecdot(log_p, t)  # (m,)
     cache = {
         "z1": z1,
         "h1": h1,
@@ -77,7 +77,7 @@ def forward(params, batch):
 def backward(params, batch, cache, g_loss=None):
     """Gradients of the loss with respect to every parameter.
 
-    g_loss (B,) weights the per-example losses (default: the mean).
+    g_loss (m,) weights the per-example losses (default: the mean).
     Each line gives the derived adjoint in index notation; g_X is dL/dX.
     """
     W2 = params["W2"]
@@ -85,25 +85,25 @@ def backward(params, batch, cache, g_loss=None):
     t = batch["t"]
     h1 = cache["h1"]
     p = cache["p"]
-    B = len(x)
-    if g_loss is None:  # every example weighs 1/B
+    m = len(x)
+    if g_loss is None:  # every example weighs 1/m
         # g_f[b, n] = (p[b, n] - t[b, n])*g_L[b]
-        g_f = (p - t) / B  # (B, k)
+        g_f = (p - t) / m  # (m, k)
     else:
         g_L = g_loss
-        g_f = (p - t) * g_L[:, None]  # (B, k)
+        g_f = (p - t) * g_L[:, None]  # (m, k)
     # g_h1[b, j] = Sum(W2[n_1, j]*g_f[b, n_1], (n_1, 1, k))
-    g_h1 = g_f @ W2  # (B, m)
+    g_h1 = g_f @ W2  # (m, h)
     # g_z1[b, j] = (1 - h1[b, j])*g_h1[b, j]*h1[b, j]
-    g_z1 = (1 - h1) * g_h1 * h1  # (B, m)
-    # g_b2[n] = Sum(g_f[b_1, n], (b_1, 1, B))
+    g_z1 = (1 - h1) * g_h1 * h1  # (m, h)
+    # g_b2[n] = Sum(g_f[b_1, n], (b_1, 1, m))
     g_b2 = g_f.sum(axis=0)  # (k,)
-    # g_W2[n, j] = Sum(g_f[b_1, n]*h1[b_1, j], (b_1, 1, B))
-    g_W2 = g_f.T @ h1  # (k, m)
-    # g_b1[j] = Sum(g_z1[b_1, j], (b_1, 1, B))
-    g_b1 = g_z1.sum(axis=0)  # (m,)
-    # g_W1[j, i] = Sum(g_z1[b_1, j]*x[b_1, i], (b_1, 1, B))
-    g_W1 = g_z1.T @ x  # (m, d)
+    # g_W2[n, j] = Sum(g_f[b_1, n]*h1[b_1, j], (b_1, 1, m))
+    g_W2 = g_f.T @ h1  # (k, h)
+    # g_b1[j] = Sum(g_z1[b_1, j], (b_1, 1, m))
+    g_b1 = g_z1.sum(axis=0)  # (h,)
+    # g_W1[j, i] = Sum(g_z1[b_1, j]*x[b_1, i], (b_1, 1, m))
+    g_W1 = g_z1.T @ x  # (h, d)
     return {
         "W1": g_W1,
         "b1": g_b1,
@@ -122,13 +122,13 @@ def init_params(seed=0, dims=None, dtype=np.float64):
     """Random parameters for the declared sizes (override with dims={name: size})."""
     rng = np.random.default_rng(seed)
     sizes = {**DIMS, **(dims or {})}
-    missing = [d for d in ("m", "d", "k") if sizes[d] is None]
+    missing = [d for d in ("h", "d", "k") if sizes[d] is None]
     if missing:
         raise ValueError(f"no size for {missing}: pass init_params(dims=...) with them")
     return {
-        "W1": _glorot(rng, (sizes["m"], sizes["d"]), dtype),
-        "b1": np.zeros((sizes["m"],), dtype=dtype),
-        "W2": _glorot(rng, (sizes["k"], sizes["m"]), dtype),
+        "W1": _glorot(rng, (sizes["h"], sizes["d"]), dtype),
+        "b1": np.zeros((sizes["h"],), dtype=dtype),
+        "W2": _glorot(rng, (sizes["k"], sizes["h"]), dtype),
         "b2": np.zeros((sizes["k"],), dtype=dtype),
     }
 

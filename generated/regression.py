@@ -2,11 +2,11 @@
 
 One tanh hidden layer regression with squared error
 
-Spec: examples/regression.toml (sha256 3fde1d14a9f4e6a4)
+Spec: examples/regression.toml (sha256 476ac2f051db5fcf)
 Do not edit: regenerate with `derive gen examples/regression.toml`.
 
 Arrays are batch-first: an input declared with per-example shape (d,) arrives as
-(B, d).  The loss is the mean over the batch of the per-example
+(m, d).  The loss is the mean over the batch of the per-example
 loss L.
 """
 
@@ -15,15 +15,15 @@ import numpy as np
 NAME = "regression"
 LOSS = "L"
 REDUCTION = "mean"
-DIMS = {"d": 3, "m": 4, "n": 2}
+DIMS = {"d": 3, "h": 4, "n": 2}
 INPUTS = {
     "x": (("d",), "real"),
     "y": (("n",), "real"),
 }
 PARAMS = {
-    "W1": ("m", "d"),
-    "b1": ("m",),
-    "W2": ("n", "m"),
+    "W1": ("h", "d"),
+    "b1": ("h",),
+    "W2": ("n", "h"),
     "b2": ("n",),
 }
 
@@ -32,13 +32,13 @@ def forward(params, batch):
     """Loss and every intermediate value.
 
     Parameters:
-        W1: (m, d)
-        b1: (m,)
-        W2: (n, m)
+        W1: (h, d)
+        b1: (h,)
+        W2: (n, h)
         b2: (n,)
     Batch:
-        x: (B, d) real
-        y: (B, n) real
+        x: (m, d) real
+        y: (m, n) real
     Returns (loss, cache); cache["L"] is the per-example loss.
     """
     W1 = params["W1"]
@@ -48,12 +48,12 @@ def forward(params, batch):
     x = batch["x"]
     y = batch["y"]
     z1 = x @ W1.T
-    z1 += b1  # (B, m)
-    h1 = np.tanh(z1)  # (B, m)
+    z1 += b1  # (m, h)
+    h1 = np.tanh(z1)  # (m, h)
     yhat = h1 @ W2.T
-    yhat += b2  # (B, n)
-    yhat_minus_y = yhat - y  # (B, n)
-    L = np.vecdot(yhat_minus_y, yhat_minus_y)  # (B,)
+    yhat += b2  # (m, n)
+    yhat_minus_y = yhat - y  # (m, n)
+    L = np.vecdot(yhat_minus_y, yhat_minus_y)  # (m,)
     cache = {
         "z1": z1,
         "h1": h1,
@@ -67,32 +67,32 @@ def forward(params, batch):
 def backward(params, batch, cache, g_loss=None):
     """Gradients of the loss with respect to every parameter.
 
-    g_loss (B,) weights the per-example losses (default: the mean).
+    g_loss (m,) weights the per-example losses (default: the mean).
     Each line gives the derived adjoint in index notation; g_X is dL/dX.
     """
     W2 = params["W2"]
     x = batch["x"]
     h1 = cache["h1"]
     yhat_minus_y = cache["yhat_minus_y"]
-    B = len(x)
-    if g_loss is None:  # every example weighs 1/B
+    m = len(x)
+    if g_loss is None:  # every example weighs 1/m
         # g_yhat[b, k] = 2*(-y[b, k] + yhat[b, k])*g_L[b]
-        g_yhat = 2 / B * yhat_minus_y  # (B, n)
+        g_yhat = 2 / m * yhat_minus_y  # (m, n)
     else:
         g_L = g_loss
-        g_yhat = 2 * g_L[:, None] * yhat_minus_y  # (B, n)
+        g_yhat = 2 * g_L[:, None] * yhat_minus_y  # (m, n)
     # g_h1[b, j] = Sum(W2[k_1, j]*g_yhat[b, k_1], (k_1, 1, n))
-    g_h1 = g_yhat @ W2  # (B, m)
+    g_h1 = g_yhat @ W2  # (m, h)
     # g_z1[b, j] = (1 - h1[b, j]**2)*g_h1[b, j]
-    g_z1 = (1 - h1**2) * g_h1  # (B, m)
-    # g_b2[k] = Sum(g_yhat[b_1, k], (b_1, 1, B))
+    g_z1 = (1 - h1**2) * g_h1  # (m, h)
+    # g_b2[k] = Sum(g_yhat[b_1, k], (b_1, 1, m))
     g_b2 = g_yhat.sum(axis=0)  # (n,)
-    # g_W2[k, j] = Sum(g_yhat[b_1, k]*h1[b_1, j], (b_1, 1, B))
-    g_W2 = g_yhat.T @ h1  # (n, m)
-    # g_b1[j] = Sum(g_z1[b_1, j], (b_1, 1, B))
-    g_b1 = g_z1.sum(axis=0)  # (m,)
-    # g_W1[j, i] = Sum(g_z1[b_1, j]*x[b_1, i], (b_1, 1, B))
-    g_W1 = g_z1.T @ x  # (m, d)
+    # g_W2[k, j] = Sum(g_yhat[b_1, k]*h1[b_1, j], (b_1, 1, m))
+    g_W2 = g_yhat.T @ h1  # (n, h)
+    # g_b1[j] = Sum(g_z1[b_1, j], (b_1, 1, m))
+    g_b1 = g_z1.sum(axis=0)  # (h,)
+    # g_W1[j, i] = Sum(g_z1[b_1, j]*x[b_1, i], (b_1, 1, m))
+    g_W1 = g_z1.T @ x  # (h, d)
     return {
         "W1": g_W1,
         "b1": g_b1,
@@ -111,13 +111,13 @@ def init_params(seed=0, dims=None, dtype=np.float64):
     """Random parameters for the declared sizes (override with dims={name: size})."""
     rng = np.random.default_rng(seed)
     sizes = {**DIMS, **(dims or {})}
-    missing = [d for d in ("m", "d", "n") if sizes[d] is None]
+    missing = [d for d in ("h", "d", "n") if sizes[d] is None]
     if missing:
         raise ValueError(f"no size for {missing}: pass init_params(dims=...) with them")
     return {
-        "W1": _glorot(rng, (sizes["m"], sizes["d"]), dtype),
-        "b1": np.zeros((sizes["m"],), dtype=dtype),
-        "W2": _glorot(rng, (sizes["n"], sizes["m"]), dtype),
+        "W1": _glorot(rng, (sizes["h"], sizes["d"]), dtype),
+        "b1": np.zeros((sizes["h"],), dtype=dtype),
+        "W2": _glorot(rng, (sizes["n"], sizes["h"]), dtype),
         "b2": np.zeros((sizes["n"],), dtype=dtype),
     }
 

@@ -2,11 +2,11 @@
 
 Two-layer regression net in the row convention of NumPy code (x @ W + b)
 
-Spec: examples/regression_rows.toml (sha256 f7ad487eb453f1a6)
+Spec: examples/regression_rows.toml (sha256 29057cc64b2617ad)
 Do not edit: regenerate with `derive gen examples/regression_rows.toml`.
 
 Arrays are batch-first: an input declared with per-example shape (d,) arrives as
-(B, d).  The loss is the mean over the batch of the per-example
+(m, d).  The loss is the mean over the batch of the per-example
 loss L.
 """
 
@@ -15,15 +15,15 @@ import numpy as np
 NAME = "regression_rows"
 LOSS = "L"
 REDUCTION = "mean"
-DIMS = {"d": 3, "m": 4, "n": 1}
+DIMS = {"d": 3, "n1": 4, "n": 1}
 INPUTS = {
     "x": (("d",), "real"),
     "y": (("n",), "real"),
 }
 PARAMS = {
-    "W1": ("d", "m"),
-    "b1": ("m",),
-    "W2": ("m", "n"),
+    "W1": ("d", "n1"),
+    "b1": ("n1",),
+    "W2": ("n1", "n"),
     "b2": ("n",),
 }
 
@@ -32,13 +32,13 @@ def forward(params, batch):
     """Loss and every intermediate value.
 
     Parameters:
-        W1: (d, m)
-        b1: (m,)
-        W2: (m, n)
+        W1: (d, n1)
+        b1: (n1,)
+        W2: (n1, n)
         b2: (n,)
     Batch:
-        x: (B, d) real
-        y: (B, n) real
+        x: (m, d) real
+        y: (m, n) real
     Returns (loss, cache); cache["L"] is the per-example loss.
     """
     W1 = params["W1"]
@@ -48,12 +48,12 @@ def forward(params, batch):
     x = batch["x"]
     y = batch["y"]
     z_h = x @ W1
-    z_h += b1  # (B, m)
-    h = np.maximum(z_h, 0)  # (B, m)
+    z_h += b1  # (m, n1)
+    h = np.maximum(z_h, 0)  # (m, n1)
     yhat = h @ W2
-    yhat += b2  # (B, n)
-    yhat_minus_y = yhat - y  # (B, n)
-    L = np.vecdot(yhat_minus_y, yhat_minus_y)  # (B,)
+    yhat += b2  # (m, n)
+    yhat_minus_y = yhat - y  # (m, n)
+    L = np.vecdot(yhat_minus_y, yhat_minus_y)  # (m,)
     cache = {
         "z_h": z_h,
         "h": h,
@@ -67,7 +67,7 @@ def forward(params, batch):
 def backward(params, batch, cache, g_loss=None):
     """Gradients of the loss with respect to every parameter.
 
-    g_loss (B,) weights the per-example losses (default: the mean).
+    g_loss (m,) weights the per-example losses (default: the mean).
     Each line gives the derived adjoint in index notation; g_X is dL/dX.
     """
     W2 = params["W2"]
@@ -75,25 +75,25 @@ def backward(params, batch, cache, g_loss=None):
     z_h = cache["z_h"]
     h = cache["h"]
     yhat_minus_y = cache["yhat_minus_y"]
-    B = len(x)
-    if g_loss is None:  # every example weighs 1/B
+    m = len(x)
+    if g_loss is None:  # every example weighs 1/m
         # g_yhat[b, k] = 2*(-y[b, k] + yhat[b, k])*g_L[b]
-        g_yhat = 2 / B * yhat_minus_y  # (B, n)
+        g_yhat = 2 / m * yhat_minus_y  # (m, n)
     else:
         g_L = g_loss
-        g_yhat = 2 * g_L[:, None] * yhat_minus_y  # (B, n)
+        g_yhat = 2 * g_L[:, None] * yhat_minus_y  # (m, n)
     # g_h[b, j] = Sum(W2[j, k_1]*g_yhat[b, k_1], (k_1, 1, n))
-    g_h = g_yhat @ W2.T  # (B, m)
+    g_h = g_yhat @ W2.T  # (m, n1)
     # g_z_h[b, j] = Piecewise((g_h[b, j], z_h[b, j] > 0), (0, True))
-    g_z_h = g_h * (z_h > 0)  # (B, m)
-    # g_b2[k] = Sum(g_yhat[b_1, k], (b_1, 1, B))
+    g_z_h = g_h * (z_h > 0)  # (m, n1)
+    # g_b2[k] = Sum(g_yhat[b_1, k], (b_1, 1, m))
     g_b2 = g_yhat.sum(axis=0)  # (n,)
-    # g_W2[j, k] = Sum(g_yhat[b_1, k]*h[b_1, j], (b_1, 1, B))
-    g_W2 = h.T @ g_yhat  # (m, n)
-    # g_b1[j] = Sum(g_z_h[b_1, j], (b_1, 1, B))
-    g_b1 = g_z_h.sum(axis=0)  # (m,)
-    # g_W1[i, j] = Sum(g_z_h[b_1, j]*x[b_1, i], (b_1, 1, B))
-    g_W1 = x.T @ g_z_h  # (d, m)
+    # g_W2[j, k] = Sum(g_yhat[b_1, k]*h[b_1, j], (b_1, 1, m))
+    g_W2 = h.T @ g_yhat  # (n1, n)
+    # g_b1[j] = Sum(g_z_h[b_1, j], (b_1, 1, m))
+    g_b1 = g_z_h.sum(axis=0)  # (n1,)
+    # g_W1[i, j] = Sum(g_z_h[b_1, j]*x[b_1, i], (b_1, 1, m))
+    g_W1 = x.T @ g_z_h  # (d, n1)
     return {
         "W1": g_W1,
         "b1": g_b1,
@@ -112,13 +112,13 @@ def init_params(seed=0, dims=None, dtype=np.float64):
     """Random parameters for the declared sizes (override with dims={name: size})."""
     rng = np.random.default_rng(seed)
     sizes = {**DIMS, **(dims or {})}
-    missing = [d for d in ("d", "m", "n") if sizes[d] is None]
+    missing = [d for d in ("d", "n1", "n") if sizes[d] is None]
     if missing:
         raise ValueError(f"no size for {missing}: pass init_params(dims=...) with them")
     return {
-        "W1": _glorot(rng, (sizes["d"], sizes["m"]), dtype),
-        "b1": np.zeros((sizes["m"],), dtype=dtype),
-        "W2": _glorot(rng, (sizes["m"], sizes["n"]), dtype),
+        "W1": _glorot(rng, (sizes["d"], sizes["n1"]), dtype),
+        "b1": np.zeros((sizes["n1"],), dtype=dtype),
+        "W2": _glorot(rng, (sizes["n1"], sizes["n"]), dtype),
         "b2": np.zeros((sizes["n"],), dtype=dtype),
     }
 

@@ -82,7 +82,7 @@ def test_open_sizes_give_a_formula_without_a_number(tmp_path) -> None:
 def test_batch_norm_scale_and_shift_form_their_own_group() -> None:
     count = parameter_count(load_graph(ROOT / "examples" / "mlp_batchnorm.toml"))
     assert [g.params for g in count.groups] == [("W1",), ("gamma", "beta"), ("W2", "b2")]
-    assert count.formula == "dm + 2m + (m+1)k" and count.number == 4 * 5 + 2 * 5 + 6 * 3
+    assert count.formula == "dh + 2h + (h+1)k" and count.number == 4 * 5 + 2 * 5 + 6 * 3
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ def test_analyze_text_and_plot(tmp_path, capsys) -> None:
     spec = ROOT / "examples" / "mlp_softmax.toml"
     assert main(["analyze", str(spec), "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("mlp_softmax: (d+1)m + (m+1)k = 43 parameters")
+    assert out.startswith("mlp_softmax: (d+1)h + (h+1)k = 43 parameters")
     assert "||dL/dW|| per layer, input first" in out
     rows = [ln.split() for ln in out.splitlines() if ln.strip()[:1].isdigit()]
     assert [r[:3] for r in rows] == [["1", "z1", "W1"], ["2", "f", "W2"]]

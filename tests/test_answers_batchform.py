@@ -54,14 +54,14 @@ def test_one_examples_answer_misses_the_batch_sum(sum_q, mean_q) -> None:
     assert "sum over the batch is missing" in v.findings[0].message
     v = mean_q.judge("(p - t) h_1^T")
     assert mistakes(v) == [Mistake.BATCH_SUM_MISSING]
-    assert "1/B of the mean" in v.findings[0].message
+    assert "1/m of the mean" in v.findings[0].message
 
 
 def test_mean_loss_needs_its_1_over_b(mean_q, sum_q) -> None:
     assert mean_q.judge(r"\frac{1}{B} (P - T)^T H_1").status is Status.EQUIVALENT
     v = mean_q.judge("(P - T)^T H_1")
     assert v.status is Status.WRONG and mistakes(v) == [Mistake.MEAN_MISSING]
-    assert "B" in v.difference.point
+    assert "m" in v.difference.point
     v = sum_q.judge(r"\frac{1}{B} (P - T)^T H_1")
     assert mistakes(v) == [Mistake.MEAN_EXTRA]
 
@@ -92,7 +92,7 @@ def test_cli_batch_flag(capsys) -> None:
     out = capsys.readouterr().out.split("\n}\n")[1]
     data = json.loads(out + "\n}")
     assert data["diagnosis"][0]["mistake"] == "batch_sum_missing"
-    assert "batch of B examples" in data["question"]
+    assert "batch of m examples" in data["question"]
     # batch form is for parameters of a spec only
     assert (
         main(["verify", "formula", "--spec", SPEC, "--wrt", "z1", "--batch", "--answer", "p"]) == 2

@@ -129,17 +129,17 @@ def test_batchnorm_backward_reaches_compact_form() -> None:
     d = derive_spec(EXAMPLES / "mlp_batchnorm.toml")
     got = show_json(d)["nodes"]["z1"]["staged"]
     g, xhat, gamma, std = (sp.IndexedBase(n) for n in ("g_y1", "xhat", "gamma", "std"))
-    b, j, b1, B = sp.symbols("b j b_1 B")
+    b, j, b1, m = sp.symbols("b j b_1 m")
     compact = (
         gamma[j]
-        / (B * std[j])
+        / (m * std[j])
         * (
-            B * g[b, j]
-            - sp.Sum(g[b1, j], (b1, 1, B))
-            - xhat[b, j] * sp.Sum(g[b1, j] * xhat[b1, j], (b1, 1, B))
+            m * g[b, j]
+            - sp.Sum(g[b1, j], (b1, 1, m))
+            - xhat[b, j] * sp.Sum(g[b1, j] * xhat[b1, j], (b1, 1, m))
         )
     )
-    names = {"g_y1": g, "xhat": xhat, "gamma": gamma, "std": std, "B": B}
+    names = {"g_y1": g, "xhat": xhat, "gamma": gamma, "std": std, "m": m}
     assert sp.expand(sp.sympify(got, locals=names) - compact) == 0
 
 

@@ -317,7 +317,7 @@ def test_open_dims_are_none_in_the_module_and_init_asks_for_them(tmp_path: Path)
         (ROOT / "examples" / "mlp_softmax.toml").read_text().replace("d = 4", 'd = "any"')
     )
     mod = load_module(generate(spec, tmp_path).path)
-    assert mod.DIMS == {"d": None, "m": 5, "k": 3}
+    assert mod.DIMS == {"d": None, "h": 5, "k": 3}
     with pytest.raises(ValueError, match="no size for"):
         mod.init_params()
     assert mod.init_params(dims={"d": 7})["W1"].shape == (5, 7)

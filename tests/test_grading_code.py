@@ -74,7 +74,7 @@ MISTAKES = [
     (
         "gf = (p - t) / m",
         "gf = p - t",
-        {n: (Verdict.WRONG_VALUES, "off by a factor of N") for n in ("W1", "b1", "W2", "b2")},
+        {n: (Verdict.WRONG_VALUES, "off by a factor of m") for n in ("W1", "b1", "W2", "b2")},
     ),
     ('"b2": gf.sum(0)', '"b2": -gf.sum(0)', {"b2": (Verdict.WRONG_VALUES, "sign flipped")}),
     (
@@ -100,7 +100,7 @@ MISTAKES = [
     (
         "gh = gf @ W2",
         "gh = gf @ W2 / m",
-        {n: (Verdict.WRONG_VALUES, "off by a factor of 1/N") for n in ("W1", "b1")},
+        {n: (Verdict.WRONG_VALUES, "off by a factor of 1/m") for n in ("W1", "b1")},
     ),
     (', "b2": gf.sum(0)}', "}", {"b2": (Verdict.MISSING, "no 'b2' in the returned dict")}),
 ]
@@ -245,9 +245,9 @@ def test_factor_hints_follow_the_reduction():
     case = toy.cases(1)[0]
     r = case.grads["y"]
     (hint,) = judge("y", r / case.m, case, 0).hints
-    assert hint.startswith("off by a factor of 1/N") and "not a mean" in hint
+    assert hint.startswith("off by a factor of 1/m") and "not a mean" in hint
     (hint,) = judge("y", r * case.m, case, 0).hints
-    assert hint.startswith("off by a factor of N") and "already a sum" in hint
+    assert hint.startswith("off by a factor of m") and "already a sum" in hint
 
 
 def test_results_are_read_without_unpickling():

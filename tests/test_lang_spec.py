@@ -433,7 +433,7 @@ def test_unknown_keys(old: str, new: str, line_needle: str, message: str, hint: 
     ("section", "hint"),
     [
         ("inputs", 'add:\n[inputs]\nx = { shape = ["d"] }'),
-        ("params", 'add:\n[params]\nW = { shape = ["m", "d"] }'),
+        ("params", 'add:\n[params]\nW = { shape = ["h", "d"] }'),
         ("forward", 'add:\n[forward]\nz = "W @ x"'),
         ("loss", 'add:\n[loss]\noutput = "L"\nreduction = "mean"'),
     ],
@@ -515,12 +515,12 @@ def test_bad_dim_values(value: str) -> None:
 @pytest.mark.parametrize(
     ("new", "hint"),
     [
-        ('x = { shape = "d" }', 'e.g. shape = ["m", "d"], or shape = [] for a scalar'),
+        ('x = { shape = "d" }', 'e.g. shape = ["h", "d"], or shape = [] for a scalar'),
         ('x = { shape = ["dd"] }', "did you mean 'd'?"),
         ('x = { shape = ["n"] }', "declare it under [dims], e.g.\n[dims]\nn = 4"),
-        ("x = { shape = [0] }", 'e.g. shape = ["m", "d"] or shape = [3]'),
-        ("x = { shape = [1.5] }", 'e.g. shape = ["m", "d"] or shape = [3]'),
-        ("x = { shape = [true] }", 'e.g. shape = ["m", "d"] or shape = [3]'),
+        ("x = { shape = [0] }", 'e.g. shape = ["h", "d"] or shape = [3]'),
+        ("x = { shape = [1.5] }", 'e.g. shape = ["h", "d"] or shape = [3]'),
+        ("x = { shape = [true] }", 'e.g. shape = ["h", "d"] or shape = [3]'),
         ('x = { kind = "real" }', 'e.g. x = { shape = ["d"] }'),
         ('x = ["d"]', 'e.g. x = { shape = ["d"] }'),
     ],

@@ -278,7 +278,7 @@ def test_batch_norm_is_staged_as_in_the_paper(derivations):
     for want in (r"\hat{x}_{bj}", r"{\sigma^{2}_{j}}", r"\mu_{j}"):
         assert any(want in x for x in lhs), want
     final = block.displays[-1].rows[-1]
-    assert final.latex.startswith(r"\frac{\gamma_{j}}{B \mathrm{std}_{j}} \Bigl(B ")
+    assert final.latex.startswith(r"\frac{\gamma_{j}}{m \mathrm{std}_{j}} \Bigl(m ")
     assert r"definition of $\mu$" in final.fact
 
 

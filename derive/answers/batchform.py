@@ -1,11 +1,12 @@
 """Parameter gradients asked in batch form: the loss of a whole batch of examples.
 
 The answer sees each per-example value as a batch matrix, one row per example
-(``H_1`` is B × n, ``P - T`` is B × k), and the reference is the gradient of the batch
-loss: ``Σ_b ∂ℓ_b/∂W`` for ``reduction = "sum"``, ``(1/B) Σ_b ∂ℓ_b/∂W`` for ``"mean"``
-(for the softmax classifier, ``∂L/∂W2 = (1/B) (P − T)ᵀ H_1``).  An answer written for one
-example (``(p - t) h_1^T``) is evaluated example by example; when the sum of those values,
-or their mean, is the reference, the diagnosis is the missing batch sum.
+(``H_1`` is m × n, ``P - T`` is m × k, m the batch size), and the reference is the
+gradient of the batch loss: ``Σ_b ∂ℓ_b/∂W`` for ``reduction = "sum"``, ``(1/m) Σ_b
+∂ℓ_b/∂W`` for ``"mean"`` (for the softmax classifier, ``∂L/∂W2 = (1/m) (P − T)ᵀ H_1``).
+An answer written for one example (``(p - t) h_1^T``) is evaluated example by example;
+when the sum of those values, or their mean, is the reference, the diagnosis is the
+missing batch sum.
 """
 
 from __future__ import annotations
@@ -24,11 +25,16 @@ from derive.graph.nodes import BATCH
 if TYPE_CHECKING:
     from derive.answers.spec import SpecQuestion
 
-BATCH_SIZES = (8, 9, 10, 11)  # no dimension (2..7) and not the per-example B (13)
+BATCH_SIZES = (8, 9, 10, 11)  # no dimension (2..7) and not the per-example batch size (13)
 
 
 def batch_size(q: SpecQuestion, trial: Trial) -> int:
     return trial.sizes[BATCH]
+
+
+def batch_symbol(q: SpecQuestion) -> str:
+    """The batch size's name in the spec's graph (``m`` unless the spec declares a dim ``m``)."""
+    return q.derivation.graph.batch_size.name
 
 
 def capitalised(name: str) -> str:
@@ -52,7 +58,7 @@ def batched(q: SpecQuestion) -> set[str]:
 
 
 def batch_env(q: SpecQuestion, env: dict[str, np.ndarray], trial: Trial) -> dict:
-    """The per-example environment with batched names as B × n matrices (also capitalised)."""
+    """The per-example environment with batched names as m × n matrices (also capitalised)."""
     from derive.answers.spec import answer_names, batch_names
 
     table = answer_names(q.derivation)
@@ -88,7 +94,7 @@ def reference(q: SpecQuestion, trial: Trial) -> np.ndarray:
 
 
 def batch_findings(q: SpecQuestion, tree: Tree, got: list | None) -> list[Finding]:
-    """A batch sum (or the 1/B of the mean) missing from the answer."""
+    """A batch sum (or the 1/m of the mean) missing from the answer."""
     refs = [q.reference(t) for t in q.trials]
     sizes = [batch_size(q, t) for t in q.trials]
     mean = q.derivation.graph.reduction == "mean"
@@ -100,27 +106,28 @@ def batch_findings(q: SpecQuestion, tree: Tree, got: list | None) -> list[Findin
             sums = []
             break
         sums.append(np.sum(values, axis=0))
-    wrt = q.wrt
+    wrt, size = q.wrt, batch_symbol(q)
     if sums and all(same(s, r) for s, r in zip(sums, refs, strict=True)):
         message = (
             f"the sum over the batch is missing: this is one example's ∂ℓ/∂{wrt}; "
-            f"∂L/∂{wrt} sums it over the B examples"
+            f"∂L/∂{wrt} sums it over the {size} examples"
         )
         return [Finding(Mistake.BATCH_SUM_MISSING, message)]
     if sums and all(same(s / n, r) for s, n, r in zip(sums, sizes, refs, strict=True)):
         message = (
-            f"the sum over the batch and the 1/B of the mean are missing: this is one "
-            f"example's ∂ℓ/∂{wrt}; ∂L/∂{wrt} is its mean over the B examples"
+            f"the sum over the batch and the 1/{size} of the mean are missing: this is one "
+            f"example's ∂ℓ/∂{wrt}; ∂L/∂{wrt} is its mean over the {size} examples"
         )
         return [Finding(Mistake.BATCH_SUM_MISSING, message)]
     if got is None:
         return []
     if mean and all(same(a, r * n) for a, n, r in zip(got, sizes, refs, strict=True)):
         message = (
-            "the 1/B of the batch mean is missing (the spec's loss is the mean over the batch)"
+            f"the 1/{size} of the batch mean is missing "
+            "(the spec's loss is the mean over the batch)"
         )
         return [Finding(Mistake.MEAN_MISSING, message)]
     if not mean and all(same(a * n, r) for a, n, r in zip(got, sizes, refs, strict=True)):
-        message = 'the loss is the sum over the batch (reduction = "sum"): no 1/B'
+        message = f'the loss is the sum over the batch (reduction = "sum"): no 1/{size}'
         return [Finding(Mistake.MEAN_EXTRA, message)]
     return []

@@ -106,7 +106,7 @@ def diagnose(ctx: Context, got: list | None, shape_error: str) -> list[Finding]:
 
 
 def _batch_mean(ctx: Context, got: list) -> list[Finding]:
-    """``1/B`` of the batch mean in an answer about one example's loss."""
+    """``1/m`` of the batch mean in an answer about one example's loss."""
     from derive.answers.spec import BATCH_VALUE, batch_names
 
     if ctx.question.batch:  # batch questions: judged in batchform

@@ -41,7 +41,7 @@ from derive.lang.naming import gradient_of
 from derive.show import full_adjoint, spec_str
 
 TRIALS = 4
-BATCH_VALUE = 13  # the batch size an answer's B (or N, m, M) stands for: no dimension is 13
+BATCH_VALUE = 13  # the batch size an answer's m (or B, N, M) stands for: no dimension is 13
 BATCH_NAMES = ("B", "N", "m", "M")
 
 
@@ -138,7 +138,8 @@ class SpecQuestion:
     def question(self) -> str:
         g = self.derivation.graph
         if self.batch:
-            return f"∂L/∂{self.wrt} for a batch of B examples of {g.name} ({g.reduction} loss)"
+            size = g.batch_size
+            return f"∂L/∂{self.wrt} for a batch of {size} examples of {g.name} ({g.reduction} loss)"
         return f"∂L/∂{self.wrt} for one example of {g.name}"
 
     def reference_reading(self) -> Reading:
@@ -207,7 +208,8 @@ class SpecQuestion:
         ctx = Context(self, tree, envs, refs)
         ref_shown = self.reference_reading()
         entries = sum(int(r.size) for r in refs)
-        what = "batches (B from 8 to 11)" if self.batch else "examples"
+        size = self.derivation.graph.batch_size
+        what = f"batches ({size} from 8 to 11)" if self.batch else "examples"
         detail = f"{TRIALS} random {what} at random sizes, {entries} entries, rtol 1e-8"
         try:
             got = [
@@ -230,7 +232,7 @@ class SpecQuestion:
         trial = self.trials[0]
         point = {k: v for k, v in trial.sizes.items() if k in trial.dim_names.values()}
         if self.batch:
-            point["B"] = trial.sizes[BATCH]
+            point[size.name] = trial.sizes[BATCH]
         verdict = Verdict(status, self.question, shown, ref_shown, Method.NUMERIC, detail)
         verdict.difference = Difference(point, got[0], refs[0])
         verdict.findings = findings

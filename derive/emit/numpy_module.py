@@ -158,7 +158,7 @@ def full_shape(code: str, expr: sp.Expr, node: Node, graph: Graph) -> str:
     """``code`` broadcast to the node's whole shape when ``expr`` is constant along an axis.
 
     ``mean(f)`` has the adjoint ``g_L/k`` for every entry of ``f``: without this the
-    array would have shape ``(B, 1)`` instead of ``(B, k)``.
+    array would have shape ``(m, 1)`` instead of ``(m, k)``.
     """
     missing = [lab for lab in node.labels if lab not in expr.free_symbols]
     if not missing:

@@ -79,10 +79,10 @@ class NumPyIndexPrinter(StrPrinter):
         return f"{sign}{top} / {bottom}"
 
     def _small_first(self, numer: list[sp.Expr], denom: list[sp.Expr]) -> str | None:
-        """``big * (gamma / (B * std))``: factors on fewer axes combined before the full array.
+        """``big * (gamma / (m * std))``: factors on fewer axes combined before the full array.
 
-        NumPy evaluates left to right, so ``X * gamma / (B * std)`` makes two passes over
-        ``X``'s (B, m) entries; grouping the (m,) factors makes one.
+        NumPy evaluates left to right, so ``X * gamma / (m * std)`` makes two passes over
+        ``X``'s (m, n) entries; grouping the (n,) factors makes one.
         """
         if len(self.target) < 2:
             return None
@@ -291,7 +291,7 @@ def _taken_by_sympy(name: str) -> bool:
 
 def _factor_rank(f: sp.Expr) -> int:
     """Where a factor goes in a product as lectures write it (see ``SpecPrinter._print_Mul``)."""
-    if f.is_Number or (isinstance(f, Symbol) and f.is_integer):  # numbers and sizes (B, k)
+    if f.is_Number or (isinstance(f, Symbol) and f.is_integer):  # numbers and sizes (m, k)
         return 0
     base = f.base if isinstance(f, sp.Pow) else f
     if isinstance(base, Indexed | Symbol):

@@ -3,7 +3,7 @@
 Training keeps the derived lines for the centered value and the std (batch statistics) and,
 when a ``state`` dict is given, moves the running statistics toward the batch's:
 ``run = (1 - momentum) run + momentum stat_B``, the variance unbiased
-(``Σ_b z_c² / (B - 1)``), as PyTorch's ``BatchNorm``.  Evaluation reads them instead:
+(``Σ_b z_c² / (m - 1)``), as PyTorch's ``BatchNorm``.  Evaluation reads them instead:
 ``z_c = z - state["z.mean"]``, ``std = sqrt(state["z.var"] + eps)``.
 """
 

@@ -51,6 +51,7 @@ class Case:
     adjoints: Arrays  # reference batch-first adjoints g_X of named values, by X
     values: Arrays  # batch-first forward values and inputs, by name
     reduction: str = "mean"  # of the per-example losses over the batch
+    batch_size: str = "m"  # the spec's name for the batch size, for hints
 
     @property
     def m(self) -> int:
@@ -68,6 +69,7 @@ class Reference:
     shapes: dict[str, tuple[int, ...]]
     dims: dict[str, int]
     reduction: str
+    batch_size: str = "m"  # the spec's name for the batch size (``m`` unless a dim is ``m``)
 
     def cases(self, n: int = 3, seed: int = 0) -> list[Case]:
         """``n`` test points with distinct batch sizes that match no dimension."""
@@ -84,7 +86,11 @@ class Reference:
             rows = rng.permutation(np.repeat(np.arange(len(counts)), counts))
             batch = {name: a[rows] for name, a in distinct.items()}
             grads, adjoints, values = self._reference(params, batch)
-            out.append(Case(params, batch, counts, grads, adjoints, values, self.reduction))
+            out.append(
+                Case(
+                    params, batch, counts, grads, adjoints, values, self.reduction, self.batch_size
+                )
+            )
         return out
 
     def _reference(self, params: Arrays, batch: Arrays) -> tuple[Arrays, Arrays, Arrays]:
@@ -138,4 +144,5 @@ def load_reference(spec: str | Path) -> Reference:
         shapes=shapes,
         dims=dims,
         reduction=module.REDUCTION,
+        batch_size=d.graph.batch_size.name,
     )

@@ -10,7 +10,7 @@ Float64 code that computes the same quantity in another order lands near 1e-15; 
 
 Hints name the common mistakes by testing the submitted value against simple transforms of
 the reference (each test uses the same agreement rule): the transpose, a sum or mean over a
-leading batch axis, a constant factor (the batch size M in particular), the negation, another
+leading batch axis, a constant factor (the batch size m in particular), the negation, another
 parameter's gradient, and the same formula built from another adjoint or value
 (``g_X.T @ V`` and ``V.T @ g_X`` for matrices, ``sum_b g_X[b]`` for vectors).
 """
@@ -140,7 +140,7 @@ def _value_hints(name: str, v: np.ndarray, case: Case) -> list[str]:
         return ["sign flipped"]
     if r.ndim == 2 and close(v.T, r):
         return ["equals the reference transposed"]
-    hints = _factor_hint(v, r, case.m, case.reduction)
+    hints = _factor_hint(v, r, case.m, case.reduction, case.batch_size)
     for label, cand in _candidates(name, case):
         if close(v, cand):
             hints.append(label)
@@ -148,8 +148,12 @@ def _value_hints(name: str, v: np.ndarray, case: Case) -> list[str]:
     return hints
 
 
-def _factor_hint(v: np.ndarray, r: np.ndarray, m: int, reduction: str) -> list[str]:
-    """``off by a factor of ...`` when ``v = c r`` for a constant ``c`` other than 1."""
+def _factor_hint(
+    v: np.ndarray, r: np.ndarray, m: int, reduction: str, size: str = "m"
+) -> list[str]:
+    """``off by a factor of ...`` when ``v = c r`` for a constant ``c`` other than 1.
+
+    ``m`` is the case's batch size and ``size`` the spec's name for it."""
     rr = float(np.vdot(r, r))
     if rr == 0.0:
         return []
@@ -157,15 +161,15 @@ def _factor_hint(v: np.ndarray, r: np.ndarray, m: int, reduction: str) -> list[s
     if not np.isfinite(c) or abs(c) < 1e-12 or not close(v, c * r):
         return []
     if abs(c - m) <= 1e-6 * m:
-        why = "the loss is the mean over the batch, divide the sum by N"
+        why = f"the loss is the mean over the batch, divide the sum by {size}"
         if reduction == "sum":
             why = "multiplied by the batch size where the loss is already a sum"
-        return [f"off by a factor of N = batch size: {why}"]
+        return [f"off by a factor of {size} = batch size: {why}"]
     if abs(c * m - 1) <= 1e-6:
         why = "divided by the batch size once too often"
         if reduction == "sum":
-            why = "the loss is a sum over the batch, not a mean: do not divide by N"
-        return [f"off by a factor of 1/N (N = batch size): {why}"]
+            why = f"the loss is a sum over the batch, not a mean: do not divide by {size}"
+        return [f"off by a factor of 1/{size} ({size} = batch size): {why}"]
     return [f"off by a factor of {c:.4g}"]
 
 

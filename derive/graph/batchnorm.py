@@ -4,7 +4,7 @@
 ``z_c = z - mu_B`` and ``std = sqrt(var_B + eps)``.  In evaluation the generated module
 uses running estimates instead, ``z_c = z - mu_run`` and ``std = sqrt(var_run + eps)``,
 updated in training as ``run = (1 - momentum) run + momentum stat_B`` with the unbiased
-batch variance ``Σ_b z_c² / (B - 1)`` (PyTorch's convention).  The derivation is that of
+batch variance ``Σ_b z_c² / (m - 1)`` (PyTorch's convention).  The derivation is that of
 training; evaluation only swaps the two statistics.
 """
 

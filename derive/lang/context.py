@@ -54,7 +54,7 @@ KIND_WORDS = {
 ROOT_HINTS = {
     "name": 'add at the top of the file: name = "my_model"',
     "inputs": 'add:\n[inputs]\nx = { shape = ["d"] }',
-    "params": 'add:\n[params]\nW = { shape = ["m", "d"] }',
+    "params": 'add:\n[params]\nW = { shape = ["h", "d"] }',
     "forward": 'add:\n[forward]\nz = "W @ x"',
 }
 

@@ -141,7 +141,7 @@ def _check_entry_table(entry: Any, path: tuple[str, str], ctx: _Ctx) -> None:
     if not isinstance(entry, dict):
         example = {
             "inputs": '{ shape = ["d"] }',
-            "params": '{ shape = ["m", "d"] }',
+            "params": '{ shape = ["h", "d"] }',
             "ops": '{ args = ["z"], expr = "z * sigmoid(z)" }',
         }[section]
         raise ctx.error(
@@ -161,7 +161,7 @@ def _read_shape(
         raise ctx.error(
             f"{where}.shape must be a list, not {_type_name(value)}",
             (*path, "shape"),
-            'e.g. shape = ["m", "d"], or shape = [] for a scalar',
+            'e.g. shape = ["h", "d"], or shape = [] for a scalar',
         )
     for item in value:
         _check_shape_item(item, where, path, dims, ctx)
@@ -185,7 +185,7 @@ def _check_shape_item(
         raise ctx.error(
             f"{where}.shape entries must be dim names or integers >= 1, not {item!r}",
             at,
-            'e.g. shape = ["m", "d"] or shape = [3]',
+            'e.g. shape = ["h", "d"] or shape = [3]',
         )
 
 

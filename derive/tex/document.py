@@ -86,6 +86,7 @@ class Document:
     forward: list[tuple[str, str]]
     blocks: list[Block]
     extra: dict = field(default_factory=dict)
+    batch_size: str = "m"  # the batch size's symbol, as LaTeX
 
 
 def context(d: Derivation, names: Names) -> Context:
@@ -201,7 +202,10 @@ class Walker:
                 )
                 blocks.append(block)
             pending = []
-        return Document(g.name, g.description, g.loss.name, g.reduction, self.forward(), blocks)
+        size = self.ctx.symbol(g.batch_size.name)
+        return Document(
+            g.name, g.description, g.loss.name, g.reduction, self.forward(), blocks, batch_size=size
+        )
 
     def forward(self) -> list[tuple[str, str]]:
         """Each named value's equation, factors in the order the spec writes them."""

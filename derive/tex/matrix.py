@@ -436,7 +436,7 @@ def _group_end(text: str, opening: int) -> int:
 
 
 def _scalar_like(e: sp.Expr) -> bool:
-    """Free of arrays: no Indexed entries with labels and no sums (``B``, ``eps``, ``2``)."""
+    """Free of arrays: no Indexed entries with labels and no sums (``m``, ``eps``, ``2``)."""
     return not e.atoms(Indexed) and not e.has(sp.Sum)
 
 

@@ -153,10 +153,11 @@ def render(doc: Document, style: str = "beamer") -> str:
 def _loss_note(doc: Document) -> str:
     loss = doc.extra.get("loss_symbol", doc.loss)
     how = "the mean" if doc.reduction == "mean" else "the sum"
+    scale = f" (times $1/{doc.batch_size}$ for the mean)" if how == "the mean" else ""
     return (
         f"{{\\footnotesize ${loss}$ is one example's loss; the batch loss is {how} over "
         "the examples. Gradients below are of one example's loss; a parameter's gradient "
-        f"sums over the examples $b${' (times $1/B$ for the mean)' if how == 'the mean' else ''}.}}"
+        f"sums over the examples $b${scale}.}}"
     )
 
 
