@@ -18,7 +18,8 @@ import sympy as sp
 from sympy import Indexed, Symbol
 
 from derive.autodiff.adjoint import Derivation, adjoint_atom, adjoint_name
-from derive.emit.layout import layout
+from derive.emit.inplace import accumulate
+from derive.emit.lines import Line
 from derive.emit.printers import NumPyIndexPrinter
 from derive.emit.running import state_shapes, switch_lines
 from derive.emit.seed import split_seed
@@ -30,40 +31,6 @@ from derive.graph.nodes import BATCH, Graph, Node, atom_name
 from derive.lang.naming import API, MODULE_NAMES
 from derive.ops.functions import sigmoid, softplus
 from derive.ops.table import BUILTIN_OPS
-
-
-@dataclass
-class Line:
-    """One assignment of the emitted code, with its math and shape for the reader."""
-
-    target: str
-    code: str
-    math: str = ""
-    shape: str = ""
-    expr: sp.Expr | None = field(default=None, repr=False, compare=False)
-    node: Node | None = field(default=None, repr=False, compare=False)
-    op: str = "="  # "+=" adds into the array the line before made
-
-    def source(self, indent: str = "    ", width: int = 100) -> list[str]:
-        """The assignment as source lines: math as comments, long code broken as ruff does."""
-        out = [f"{indent}# {part}" for part in wrap(self.math, width - len(indent) - 2)]
-        tail = f"  # {self.shape}" if self.shape else ""
-        first = f"{indent}{self.target} {self.op} {self.code}{tail}"
-        if len(first) <= width:
-            return [*out, first]
-        out.append(f"{indent}{self.target} {self.op} ({tail}")
-        out += layout(self.code, f"{indent}    ", width)
-        out.append(f"{indent})")
-        return out
-
-
-def wrap(text: str, width: int) -> list[str]:
-    """Math text broken at spaces into lines of at most ``width`` characters."""
-    if not text:
-        return []
-    import textwrap
-
-    return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
 
 
 @dataclass
@@ -172,27 +139,6 @@ def full_shape(code: str, expr: sp.Expr, node: Node, graph: Graph) -> str:
     return f"np.broadcast_to({code}, {shape}).copy()"
 
 
-def accumulate(expr: sp.Expr, node: Node, shape: str, mod: Module) -> list[Line]:
-    """``z = x @ W.T`` then ``z += b``: the bias added into the product's fresh array.
-
-    Applies to a sum of terms one of which is a contraction over the node's whole shape;
-    ``z = (x @ W.T) + b`` would allocate a second array of that shape and fill it.
-    """
-    if not isinstance(expr, sp.Add):
-        return []
-    full = [t for t in expr.args if isinstance(t, sp.Sum) and set(node.labels) <= t.free_symbols]
-    if len(full) != 1:
-        return []
-    rest = expr - full[0]
-    op = "+="
-    if rest.could_extract_minus_sign():
-        rest, op = -rest, "-="
-    return [
-        Line(node.name, print_expr(full[0], node.labels, mod)),
-        Line(node.name, print_expr(rest, node.labels, mod), shape=shape, op=op),
-    ]
-
-
 def shape_text(node: Node, graph: Graph) -> str:
     dims = [graph.batch_size.name if d == BATCH else str(d) for d in node.dims]
     return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
@@ -233,6 +179,10 @@ def build_module(d: Derivation) -> Module:
     taken |= set(MODULE_NAMES) | {str(s) for s in graph.labels.sizes.values()}
     extra = share_differences(graph, fwd, back, taken)
     by_name = {n.name: n for n in graph.nodes}
+
+    def printer(e: sp.Expr, labels: tuple) -> str:
+        return print_expr(e, labels, mod)
+
     for name, expr in fwd.items():
         for new in extra.get(name, []):
             code = print_expr(new.expr, new.labels, mod)
@@ -242,7 +192,7 @@ def build_module(d: Derivation) -> Module:
             p = NumPyIndexPrinter(n.labels)
             code = p.reduction(n.expr, list(n.labels), how=n.kind)
         else:
-            accumulated = accumulate(expr, n, shape_text(n, graph), mod)
+            accumulated = accumulate(expr, n, shape_text(n, graph), printer)
             if accumulated:
                 mod.forward += accumulated
                 continue
@@ -330,7 +280,7 @@ def hoist_sums(expr: sp.Expr, target: str, node: Node, graph: Graph, mod: Module
         name = f"{target}_in" if k == 0 else f"{target}_in{k + 1}"
         labels = tuple(lab for lab in node.labels if lab in total.free_symbols)
         code = print_expr(total, labels, mod)
-        mod.backward.append(Line(name, code, "", "", total, node))
+        mod.backward.append(Line(name, code, "", "", total))  # no node: a part of one
         subs[total] = sp.Indexed(sp.IndexedBase(name), *labels) if labels else sp.Symbol(name)
     return sp.piecewise_fold(expr.xreplace(subs))
 

@@ -15,6 +15,7 @@ import sympy as sp
 from sympy import Indexed
 
 from derive.autodiff.adjoint import Derivation, adjoint_atom
+from derive.emit.lines import Line
 from derive.graph.nodes import Node
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def split_seed(mod: Module, d: Derivation, reprint: Callable[[sp.Expr, Node], st
         expr = expr.replace(
             lambda e: isinstance(e, sp.Sum) and not e.function.has(Indexed), lambda e: e.doit()
         )
-        unit.append(type(ln)(ln.target, reprint(expr, ln.node), ln.math, ln.shape))
+        unit.append(Line(ln.target, reprint(expr, ln.node), ln.math, ln.shape))
     mod.unit_seed = unit
-    mod.seeded = [type(ln)(ln.target, ln.code, "", ln.shape) for ln in prefix]
+    mod.seeded = [Line(ln.target, ln.code, "", ln.shape) for ln in prefix]
     del mod.backward[: len(prefix)]
