@@ -89,6 +89,9 @@ import numpy as np  # noqa: E402
 from derive.pipeline import generate  # noqa: E402
 from derive.verify.module import load_module  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tight_steps import tight_relu2_softmax, tight_sigmoid_softmax  # noqa: E402
+
 Arrays = dict[str, np.ndarray]
 CLOCK: list[Callable[[], float]] = [time.perf_counter]
 """The clock samples are taken with (``--clock cpu`` swaps in ``time.process_time``)."""
@@ -336,6 +339,7 @@ class Config:
     kind: str
     hand: Step
     layers: tuple[str, ...]
+    tight: Step | None = None  # the tightest exact in-place step (tight_steps.py)
 
 
 CONFIGS = (
@@ -346,6 +350,7 @@ CONFIGS = (
         "sigmoid_softmax",
         hand_sigmoid_softmax,
         ("W1", "W2"),
+        tight_sigmoid_softmax,
     ),
     Config(
         "784-1024-1024-10",
@@ -354,6 +359,7 @@ CONFIGS = (
         "relu2_softmax",
         hand_relu2_softmax,
         ("W1", "W2", "W3"),
+        tight_relu2_softmax,
     ),
     Config("3-4-1", "tiny_3_4_1.toml", 1, "tanh_squared", hand_tanh_squared, ("W1", "W2")),
     Config(
@@ -539,6 +545,9 @@ def run_config(
         "hand": cfg.hand,
         "gemm": gemm_step(gemm_pairs(params, batch, cfg.layers)),
     }
+    if cfg.tight is not None:
+        check_same(f"{cfg.name} tight", ref, cfg.tight(params, batch), dtype)
+        steps_by_name["tight"] = cfg.tight
     if not args.no_torch:
         tstep = torch_step(cfg.kind, params, batch, args.threads)
         if tstep is not None:
@@ -577,13 +586,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             mod = load_module(generate(SPEC_DIR / cfg.spec, tmp).path)
             rows += run_config(cfg, mod, args, repeats, sample_s)
     hand = {cfg: med for cfg, impl, med, _, _ in rows if impl == "hand"}
-    head = f"{'config':<18} {'impl':<7} {'median µs':>11} {'IQR µs':>9} {'vs hand':>8} {'calls':>6}"
+    gemm = {cfg: med for cfg, impl, med, _, _ in rows if impl == "gemm"}
+    head = (
+        f"{'config':<18} {'impl':<7} {'median µs':>11} {'IQR µs':>9} {'vs hand':>8} "
+        f"{'vs gemm':>8} {'calls':>6}"
+    )
     print(head)
     print("-" * len(head))
     for cfg, impl, med, iqr, number in rows:
         print(
             f"{cfg:<18} {impl:<7} {med * 1e6:>11.1f} {iqr * 1e6:>9.1f} "
-            f"{med / hand[cfg]:>7.2f}x {number:>6}"
+            f"{med / hand[cfg]:>7.2f}x {med / gemm[cfg]:>7.3f}x {number:>6}"
         )
     return 0
 
