@@ -155,12 +155,14 @@ def init_state(dims=None, dtype=np.float64):
 def _running(state, name, z, z_centered, momentum):
     """Running statistics moved toward the batch's: run = (1 - momentum) run + momentum stat.
 
-    The variance is the unbiased one, sum_b z_centered**2 / (m - 1), as PyTorch's BatchNorm.
+    The variance is the unbiased one, sum_b z_centered**2 / (m - 1), as PyTorch's BatchNorm;
+    a batch of one example has none, and leaves the running variance as it was.
     """
     mean, var = state[name + ".mean"], state[name + ".var"]
-    batch_var = (z_centered * z_centered).sum(axis=0) / (len(z) - 1)
     state[name + ".mean"] = (1 - momentum) * mean + momentum * z.mean(axis=0)
-    state[name + ".var"] = (1 - momentum) * var + momentum * batch_var
+    if len(z) > 1:
+        batch_var = (z_centered * z_centered).sum(axis=0) / (len(z) - 1)
+        state[name + ".var"] = (1 - momentum) * var + momentum * batch_var
 
 
 def init_params(seed=0, dims=None, dtype=np.float64):

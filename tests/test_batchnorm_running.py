@@ -136,3 +136,43 @@ def test_nested_batchnorms_with_dropout(tmp_path: Path) -> None:
     zf = h1 @ params["W2"].T
     f = params["g2"] * (zf - state["z_f.mean"]) / np.sqrt(state["z_f.var"] + 1e-3) + params["b2"]
     np.testing.assert_allclose(cache["f"], f, rtol=1e-10)
+
+
+def test_training_keeps_running_statistics_and_evaluates_with_them(tmp_path: Path, capsys) -> None:
+    """`derive train` moves the running statistics every step, reports validation figures
+    computed with them (train=False), and saves them beside the weights."""
+    import json
+
+    from derive.cli import main
+    from derive.train.datasets import load_data
+
+    save = tmp_path / "w.npz"
+    spec = ROOT / "examples" / "mlp_batchnorm.toml"  # d = 4, k = 3, like the blobs
+    blobs = ROOT / "derive" / "data" / "blobs.csv"
+    argv = ["train", str(spec), "--data", str(blobs), "--epochs", "3", "--seed", "1"]
+    assert main([*argv, "--save", str(save), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    saved = dict(np.load(save))
+    bn = load_module(BN)
+    assert set(saved) == set(bn.PARAMS) | {"z1.mean", "z1.var"}
+    assert np.abs(saved["z1.mean"]).max() > 1e-3  # moved from its start at 0
+    assert not np.allclose(saved["z1.var"], 1.0)
+    state = {k: saved[k] for k in ("z1.mean", "z1.var")}
+    _, val = load_data(str(blobs), bn, "spec").split(0.2, seed=1)
+    batch = {"x": val.X, "t": val.T}
+    _loss, cache = bn.forward(saved, batch, train=False, state=state)
+    assert float(np.mean(cache["L"])) == pytest.approx(result["val_loss"])
+    _loss, batch_stats = bn.forward(saved, batch)  # what evaluating in training mode gives
+    assert float(np.mean(batch_stats["L"])) != pytest.approx(result["val_loss"])
+
+
+def test_a_batch_of_one_leaves_the_running_variance(bn) -> None:
+    rng = np.random.default_rng(5)
+    params = bn.init_params(seed=6)
+    state = bn.init_state()
+    with np.errstate(all="raise"):
+        bn.forward(params, _data(rng, 1), state=state)
+    np.testing.assert_array_equal(state["z1.var"], 1.0)  # no variance in one example
+    assert np.abs(state["z1.mean"]).max() > 0  # the mean still moves
+    bn.forward(params, _data(rng, 3), state=state)
+    assert np.all(np.isfinite(state["z1.var"])) and not np.allclose(state["z1.var"], 1.0)

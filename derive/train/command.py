@@ -113,7 +113,11 @@ def _check_options(opts: TrainOptions, where: str) -> None:
 
 
 def save_weights(params: dict[str, np.ndarray], path: str | Path) -> Path:
-    """``np.savez`` through a temporary file: ``dict(np.load(path))`` is the module's params."""
+    """``np.savez`` through a temporary file: ``dict(np.load(path))`` is the module's params.
+
+    A module with batch norm also gets its running statistics (``z1.mean``, ``z1.var``: the
+    ``state`` of ``forward``); their names are not identifiers, so no parameter has them.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
@@ -152,7 +156,7 @@ def run_train(
     settings = Settings(opts.epochs, opts.batch_size, opts.patience, opts.seed)
     history = fit(module, params, train, val, roles, optimizer, schedule, settings, progress)
     if opts.save:
-        save_weights(history.params, opts.save)
+        save_weights({**history.params, **(history.state or {})}, opts.save)
     if opts.plot:
         title = f"{module.NAME} on {Path(opts.data).name}: {optimizer.rule.title}"
         learning_curves(history, opts.plot, title)

@@ -46,6 +46,7 @@ class History:
     best_epoch: int = 0
     stopped_early: bool = False
     params: Arrays = field(default_factory=dict)
+    state: Arrays | None = None  # batch norm's running statistics at the best epoch
     steps: int = 0
     seconds: float = 0.0
 
@@ -87,18 +88,35 @@ class Progress:
         pass
 
 
-def _eval_mode(module: Any) -> dict[str, Any]:
-    """Keyword arguments that put a module with dropout in evaluation mode."""
+def _eval_mode(module: Any, state: Arrays | None = None) -> dict[str, Any]:
+    """Keyword arguments for evaluation: dropout off, batch norm by its running statistics."""
+    if state is not None:
+        return {"train": False, "state": state}
     return {"train": False} if getattr(module, "DROPOUT", None) else {}
 
 
-def prediction_name(module: Any, params: Arrays, data: Dataset, roles: Roles) -> str | None:
+def initial_state(module: Any, params: Mapping[str, np.ndarray]) -> Arrays | None:
+    """Batch norm's running statistics at their start (means 0, variances 1), else None.
+
+    The sizes come from the parameters' shapes, so open dims set by the data are known.
+    """
+    if not hasattr(module, "init_state"):
+        return None
+    sizes = {}
+    for name, dims in module.PARAMS.items():
+        sizes.update(zip(dims, np.shape(params[name]), strict=True))
+    return module.init_state(dims=sizes)
+
+
+def prediction_name(
+    module: Any, params: Arrays, data: Dataset, roles: Roles, state: Arrays | None = None
+) -> str | None:
     """The last cached value shaped like the one-hot target, whose argmax is the prediction."""
     if roles.t_kind != "one_hot":
         return None
     probe = data.subset(np.arange(min(len(data), 2)))
     _loss, cache = module.forward(
-        params, {roles.x: probe.X, roles.t: probe.T}, **_eval_mode(module)
+        params, {roles.x: probe.X, roles.t: probe.T}, **_eval_mode(module, state)
     )
     names = [
         n
@@ -109,11 +127,17 @@ def prediction_name(module: Any, params: Arrays, data: Dataset, roles: Roles) ->
 
 
 def evaluate(
-    module: Any, params: Arrays, data: Dataset, roles: Roles, pred: str | None
+    module: Any,
+    params: Arrays,
+    data: Dataset,
+    roles: Roles,
+    pred: str | None,
+    state: Arrays | None = None,
 ) -> tuple[float, float | None]:
-    """(mean per-example loss, accuracy or None) on the whole of ``data``; dropout off."""
+    """(mean per-example loss, accuracy or None) on the whole of ``data``; dropout off, and
+    batch norm by the running statistics ``state`` when given."""
     batch = {roles.x: data.X, roles.t: data.T}
-    _loss, cache = module.forward(params, batch, **_eval_mode(module))
+    _loss, cache = module.forward(params, batch, **_eval_mode(module, state))
     loss = float(np.mean(cache[module.LOSS]))
     if pred is None:
         return loss, None
@@ -137,8 +161,10 @@ def fit(
     start = clock()
     theta = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
     rng = np.random.default_rng(settings.seed)
-    pred = prediction_name(module, theta, train, roles)
+    state = initial_state(module, theta)
+    pred = prediction_name(module, theta, train, roles, state)
     dropout = bool(getattr(module, "DROPOUT", None))
+    extra: dict[str, Any] = {} if state is None else {"state": state}
     history = History(params=theta)
     best_loss = np.inf
     n = len(train)
@@ -150,24 +176,25 @@ def fit(
             idx = order[begin : begin + settings.batch_size]
             batch = {roles.x: train.X[idx], roles.t: train.T[idx]}
             if dropout:  # fresh masks every step, reproducible from the seed
-                loss, grads = module.loss_and_grad(
-                    theta, batch, seed=(settings.seed, history.steps)
-                )
-            else:
-                loss, grads = module.loss_and_grad(theta, batch)
+                extra["seed"] = (settings.seed, history.steps)
+            # batch norm's running statistics move at every step (forward updates ``state``)
+            loss, grads = module.loss_and_grad(theta, batch, **extra)
             lr = schedule.lr(history.steps)
             theta = optimizer.step(theta, grads, lr=lr)
             history.steps += 1
             if progress is not None:
                 progress.batch(epoch, b, batches, float(loss))
-        train_loss, train_acc = evaluate(module, theta, train, roles, pred)
-        val_loss, val_acc = evaluate(module, theta, val, roles, pred) if val else (None, None)
+        train_loss, train_acc = evaluate(module, theta, train, roles, pred, state)
+        val_loss, val_acc = (
+            evaluate(module, theta, val, roles, pred, state) if val else (None, None)
+        )
         record = EpochRecord(epoch, lr, train_loss, train_acc, val_loss, val_acc)
         history.records.append(record)
         watched = val_loss if val_loss is not None else train_loss
         improved = bool(watched < best_loss)
         if improved:
             best_loss, history.best_epoch, history.params = watched, epoch, theta
+            history.state = None if state is None else dict(state)
         if progress is not None:
             progress.epoch(record, improved)
         if not np.isfinite(watched):
