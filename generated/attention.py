@@ -46,15 +46,15 @@ def forward(params, batch):
     y = batch["y"]
     n = x.shape[1]
     d = x.shape[2]
-    q = np.einsum("ab,cda->cdb", Wq, x)  # (m, n, d)
-    k = np.einsum("ab,cda->cdb", Wk, x)  # (m, n, d)
-    v = np.einsum("ab,cda->cdb", Wv, x)  # (m, n, d)
+    q = x @ Wq  # (m, n, d)
+    k = x @ Wk  # (m, n, d)
+    v = x @ Wv  # (m, n, d)
     k_T = k.transpose((0, 2, 1))  # (m, d, n)
-    z_a = np.einsum("abc,adb->adc", k_T, q) / d**0.5  # (m, n, n)
+    z_a = (q @ k_T) / d**0.5  # (m, n, n)
     c = z_a.max(axis=2)  # (m, n)
     e = np.exp(z_a - c[:, :, None])  # (m, n, n)
     a = e / e.sum(axis=2)[:, :, None]  # (m, n, n)
-    o = np.einsum("abc,acd->abd", a, v)  # (m, n, d)
+    o = a @ v  # (m, n, d)
     o_minus_y = o - y  # (m, n, d)
     L = np.einsum("abc,abc->a", o_minus_y, o_minus_y) / (d * n)  # (m,)
     cache = {
@@ -91,21 +91,21 @@ def backward(params, batch, cache, g_loss=None):
         g_L = g_loss
         g_o = 2 / (d * n) * g_L[:, None, None] * o_minus_y  # (m, n, d)
     # g_a[b, i, i2] = Sum(g_o[b, i, j_1]*v[b, i2, j_1], (j_1, 1, d))
-    g_a = np.einsum("abc,adc->abd", g_o, v)  # (m, n, n)
+    g_a = g_o @ v.transpose(0, 2, 1)  # (m, n, n)
     # g_z_a[b, i, i2] = (g_a[b, i, i2] - Sum(a[b, i, i_1]*g_a[b, i, i_1], (i_1, 1, n)))*a[b, i, i2]
     g_z_a = (g_a - np.vecdot(a, g_a)[:, :, None]) * a  # (m, n, n)
     # g_v[b, i, j] = Sum(a[b, i_1, i]*g_o[b, i_1, j], (i_1, 1, n))
-    g_v = np.einsum("abc,abd->acd", a, g_o)  # (m, n, d)
+    g_v = a.transpose(0, 2, 1) @ g_o  # (m, n, d)
     # g_k[b, i, j] = Sum(g_z_a[b, i_1, i]*q[b, i_1, j], (i_1, 1, n))/sqrt(d)
-    g_k = np.einsum("abc,abd->acd", g_z_a, q) / d**0.5  # (m, n, d)
+    g_k = (g_z_a.transpose(0, 2, 1) @ q) / d**0.5  # (m, n, d)
     # g_q[b, i, j] = Sum(g_z_a[b, i, i_1]*k[b, i_1, j], (i_1, 1, n))/sqrt(d)
-    g_q = np.einsum("abc,acd->abd", g_z_a, k) / d**0.5  # (m, n, d)
+    g_q = (g_z_a @ k) / d**0.5  # (m, n, d)
     # g_Wv[j, j2] = Sum(g_v[b_1, i_1, j2]*x[b_1, i_1, j], (i_1, 1, n), (b_1, 1, m))
-    g_Wv = np.einsum("abc,abd->dc", g_v, x)  # (d, d)
+    g_Wv = np.tensordot(x, g_v, axes=([0, 1], [0, 1]))  # (d, d)
     # g_Wk[j, j2] = Sum(g_k[b_1, i_1, j2]*x[b_1, i_1, j], (i_1, 1, n), (b_1, 1, m))
-    g_Wk = np.einsum("abc,abd->dc", g_k, x)  # (d, d)
+    g_Wk = np.tensordot(x, g_k, axes=([0, 1], [0, 1]))  # (d, d)
     # g_Wq[j, j2] = Sum(g_q[b_1, i_1, j2]*x[b_1, i_1, j], (i_1, 1, n), (b_1, 1, m))
-    g_Wq = np.einsum("abc,abd->dc", g_q, x)  # (d, d)
+    g_Wq = np.tensordot(x, g_q, axes=([0, 1], [0, 1]))  # (d, d)
     return {
         "Wq": g_Wq,
         "Wk": g_Wk,

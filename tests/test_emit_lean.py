@@ -117,3 +117,44 @@ def test_a_row_wise_dot_is_vecdot_and_a_column_one_stays_einsum() -> None:
     assert NumPyIndexPrinter([b]).doprint(rows) == "np.vecdot(a, c)"
     columns = sp.Sum(a[b, k] * c[b, k], (b, 1, sp.Symbol("m")))
     assert NumPyIndexPrinter([k]).doprint(columns).startswith("np.einsum(")
+
+
+STACK_CASES = [  # (a's labels, b's labels, contracted, output): attention's contractions
+    ("bij", "bkj", "j", "bik"),  # q @ k.T per example
+    ("bij", "bjk", "j", "bik"),  # a @ v
+    ("bji", "bjk", "j", "bik"),  # a.T @ g_o
+    ("bij", "jk", "j", "bik"),  # x @ W, W shared by every example
+    ("ji", "bjk", "j", "bik"),  # W.T @ x
+]
+
+
+@pytest.mark.parametrize(("la", "lb", "j", "out"), STACK_CASES)
+def test_stacked_contractions_are_matmuls_and_right(la: str, lb: str, j: str, out: str) -> None:
+    sym = {c: sp.Symbol(c) for c in "bijk"}
+    sizes = {"b": 3, "i": 4, "j": 5, "k": 2}
+    A, B = sp.IndexedBase("A"), sp.IndexedBase("B")
+    expr = sp.Sum(A[tuple(sym[c] for c in la)] * B[tuple(sym[c] for c in lb)], (sym[j], 1, 5))
+    code = NumPyIndexPrinter([sym[c] for c in out]).doprint(expr)
+    assert "@" in code and "einsum" not in code, code
+    rng = np.random.default_rng(0)
+    arrays = {
+        "A": rng.normal(size=[sizes[c] for c in la]),
+        "B": rng.normal(size=[sizes[c] for c in lb]),
+    }
+    got = eval(code, {"np": np}, arrays)  # our own printer's output on our own arrays
+    want = np.einsum(f"{la},{lb}->{out}", arrays["A"], arrays["B"])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_a_weight_gradient_over_a_stack_is_one_tensordot() -> None:
+    b, n, i, j = sp.symbols("b n i j")
+    g, x = sp.IndexedBase("g"), sp.IndexedBase("x")
+    expr = sp.Sum(g[b, n, i] * x[b, n, j], (b, 1, 3), (n, 1, 4))
+    code = NumPyIndexPrinter([i, j]).doprint(expr)
+    assert code == "np.tensordot(g, x, axes=([0, 1], [0, 1]))"
+    rng = np.random.default_rng(1)
+    arrays = {"g": rng.normal(size=(3, 4, 2)), "x": rng.normal(size=(3, 4, 5))}
+    got = eval(code, {"np": np}, arrays)  # our own printer's output on our own arrays
+    np.testing.assert_allclose(got, np.einsum("bni,bnj->ij", arrays["g"], arrays["x"]))
+    attention = (ROOT / "generated" / "attention.py").read_text()
+    assert attention.count("np.tensordot(") == 3 and attention.count("np.einsum(") == 1

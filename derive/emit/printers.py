@@ -201,11 +201,14 @@ class NumPyIndexPrinter(StrPrinter):
         products = how == "sum" and all(isinstance(f, Indexed) for f in factors)
         if products and len(js) == 1 and len(factors) == 2:
             mm = matmul(self, factors[0], factors[1], js[0], free)
+            mm = mm or stacked_matmul(factors[0], factors[1], js[0], free)
             if mm is not None:
                 return pre + mm
             return pre + einsum(self, factors, free)
         if products and len(js) > 1 and len(factors) == 2:  # Σ_ij W_ij² is one dot product
-            return pre + einsum(self, factors, free)
+            return pre + (
+                tensordot(factors[0], factors[1], js, free) or einsum(self, factors, free)
+            )
         if len(factors) == 1 and isinstance(factors[0], Indexed) and len(js) == 1:
             a = factors[0]
             rest_labels = [lab for lab in a.indices if lab not in js]
@@ -240,6 +243,62 @@ def matmul(p: NumPyIndexPrinter, a: Indexed, b: Indexed, j: Symbol, free: list) 
     left = align(a.base.label.name, list(a.indices), [*pa, j])
     right = align(b.base.label.name, list(b.indices), [j, *pb])
     return f"{left} @ {right}"
+
+
+def stacked_matmul(a: Indexed, b: Indexed, j: Symbol, free: list) -> str | None:
+    """``Σ_j a b`` as ``x @ y`` over stacks of matrices (attention's ``q @ k.T`` per example).
+
+    The last two output axes are the matrix product's rows (from one factor) and columns
+    (from the other); every other output axis is a stack axis, which a factor either has
+    or lacks as NumPy's broadcasting allows (only leading ones).  ``@`` hands each matrix
+    of the stack to BLAS, where ``np.einsum`` would loop in C without it.
+    """
+    if len(free) < 3 or list(a.indices).count(j) != 1 or list(b.indices).count(j) != 1:
+        return None
+    *stack, rows, cols = free
+    if rows in b.indices and cols in a.indices:
+        a, b = b, a
+    sides = []
+    for f, own in ((a, rows), (b, cols)):
+        labels = list(f.indices)
+        mine = [lab for lab in labels if lab not in (own, j)]
+        if own not in labels or mine != stack[len(stack) - len(mine) :]:
+            return None
+        sides.append((f, labels, mine))
+    (fa, la, sa), (fb, lb, sb) = sides
+    left = _arranged(fa.base.label.name, la, [*sa, rows, j])
+    right = _arranged(fb.base.label.name, lb, [*sb, j, cols])
+    return f"{left} @ {right}"
+
+
+def tensordot(a: Indexed, b: Indexed, js: list, free: list) -> str | None:
+    """``Σ_{b,n} g[b, n, i] x[b, n, j]`` as ``np.tensordot(g, x, axes=([0, 1], [0, 1]))``.
+
+    Several axes contracted at once, every other axis kept by one factor only: NumPy
+    reshapes both factors to matrices and makes one GEMM of it.
+    """
+    la, lb = list(a.indices), list(b.indices)
+    if not free or set(la) & set(lb) != set(js) or any(la.count(j) != 1 for j in js):
+        return None
+    if any(lb.count(j) != 1 for j in js):
+        return None
+    for x, y, lx, ly in ((a, b, la, lb), (b, a, lb, la)):
+        kept = [lab for lab in lx if lab not in js] + [lab for lab in ly if lab not in js]
+        if kept == list(free):
+            order = sorted(js, key=lx.index)
+            axes_x = [lx.index(j) for j in order]
+            axes_y = [ly.index(j) for j in order]
+            names = x.base.label.name, y.base.label.name
+            return f"np.tensordot({names[0]}, {names[1]}, axes=({axes_x}, {axes_y}))"
+    return None
+
+
+def _arranged(var: str, labels: list, order: list) -> str:
+    """``var`` with its axes (``labels``) put in ``order``: ``.T`` or ``.transpose(...)``."""
+    perm = tuple(labels.index(lab) for lab in order)
+    if perm == tuple(range(len(perm))):
+        return var
+    return f"{var}.T" if len(perm) == 2 else f"{var}.transpose{perm}"
 
 
 def einsum(p: NumPyIndexPrinter, factors: list, free: list) -> str:
