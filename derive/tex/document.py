@@ -17,19 +17,21 @@ numerically (:mod:`derive.tex.verify`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import sympy as sp
 from sympy import Indexed
 
 from derive.autodiff.adjoint import Derivation
-from derive.autodiff.steps import Reason, Step, StepKind
-from derive.graph.nodes import BATCH, Node, atom_name, split_sum
+from derive.autodiff.steps import StepKind
+from derive.graph.nodes import Node, atom_name, split_sum
 from derive.ops.functions import written_out
 from derive.show import forward_expr, seeded
+from derive.tex.facts import combined_facts, fact_tex
 from derive.tex.matrix import Translator
 from derive.tex.names import Names
-from derive.tex.printer import OP_LATEX, Context, TexPrinter, break_lines
+from derive.tex.order import backprop_order, context
+from derive.tex.printer import Context, TexPrinter, break_lines
 
 
 @dataclass
@@ -87,82 +89,6 @@ class Document:
     blocks: list[Block]
     extra: dict = field(default_factory=dict)
     batch_size: str = "m"  # the batch size's symbol, as LaTeX
-
-
-def context(d: Derivation, names: Names) -> Context:
-    """The printer's view of the graph; pre-activations get ``δ`` (``δ^{(1)}`` for ``W1``)."""
-    g = d.graph
-    ctx = Context(
-        names, {n.name for n in g.nodes}, loss=g.loss.name, batch=g.labels.letter.get(BATCH, "b")
-    )
-    ctx.order = {n.name: k for k, n in enumerate(g.nodes)}
-    kinds = {"param": 2, "input": 4}
-    for n in g.nodes:
-        ctx.rank[n.name] = kinds.get(n.kind, 3 if n.user else 5)
-        ctx.rank["g_" + n.name] = 1
-    for n in g.nodes:
-        if n.meta.get("macro") == "batchnorm" and re.fullmatch(r"var\d*", n.name):
-            ctx.names = replace(ctx.names, overrides={n.name: r"\sigma^{2}", **ctx.names.overrides})
-        if (
-            not n.user
-            and n.op in OP_LATEX
-            and len(n.args) == 1
-            and n.name == f"{n.op}_{n.args[0].name}"
-        ):
-            ctx.aliases[n.name] = (n.op, n.args[0].name)
-    consumers = g.consumers()
-    for node in g.nodes:
-        if node.name in d.adjoints and _preactivation(node, consumers):
-            layer = _layer(node)
-            ctx.deltas[node.name] = r"\delta" + (f"^{{({layer})}}" if layer else "")
-    if len(set(ctx.deltas.values())) != len(ctx.deltas):
-        ctx.deltas = {}  # ambiguous: keep ∂L/∂z
-    return ctx
-
-
-def _preactivation(node: Node, consumers: dict) -> bool:
-    """An affine layer's output (``W x + b``) that feeds an activation."""
-    users = consumers[node.name]
-    affine = any(
-        a.kind == "contraction" and any(w.kind == "param" for w in a.args)
-        for a in [node, *_through_internal(node)]
-        if a is node or not a.user
-    )
-    return affine and len(users) == 1 and users[0].op in ("sigmoid", "tanh", "relu", "leaky_relu")
-
-
-def _through_internal(node: Node) -> list[Node]:
-    out, todo = [], list(node.args)
-    while todo:
-        a = todo.pop()
-        out.append(a)
-        if not a.user and a.kind not in ("input", "param"):
-            todo.extend(a.args)
-    return out
-
-
-def _layer(node: Node) -> str:
-    for a in _through_internal(node):
-        m = re.search(r"(\d+)$", a.name)
-        if a.kind == "param" and m:
-            return m[1]
-    return ""
-
-
-def backprop_order(d: Derivation) -> list[str]:
-    """Values in the order backprop computes them; a parameter right after what it reads."""
-    done = {d.graph.loss.name}
-    order: list[str] = []
-    rest = [n for n in d.adjoints if d.adjoints[n].node.kind != "param"]
-    params = [n for n in d.adjoints if d.adjoints[n].node.kind == "param"]
-    for name in rest:
-        order.append(name)
-        done.add(name)
-        for p in list(params):
-            if set(d.adjoints[p].uses) <= done:
-                order.append(p)
-                params.remove(p)
-    return order + params
 
 
 class Walker:
@@ -436,40 +362,3 @@ def _argument(y: Node, before: sp.Expr, prefer: str) -> sp.Expr | None:
     found = [a for a in sorted(before.atoms(Indexed, sp.Symbol), key=str) if atom_name(a) in names]
     preferred = [a for a in found if atom_name(a) == prefer]
     return (preferred or found or [None])[0]
-
-
-_FACT_NAME = re.compile(r"\b([A-Za-z][A-Za-z0-9_]*)\b")
-
-
-GENERIC = ("expand and collect sums", "collect into one fraction", "cancel common factors")
-"""Algebra every row may use; named only when it is the whole step."""
-
-
-def fact_tex(step: Step, symbol=None, tex=None) -> str:
-    """The fact behind a step as LaTeX text, node names as their symbols (``$\\hat{x}$``), a
-    constraint as its equation (``$\\sum_n t_n = 1$ (one-hot target)``) when ``tex`` prints."""
-    sym = symbol or (lambda name: rf"\mathrm{{{name}}}")
-    match step.kind:
-        case StepKind.FOLD:
-            parts = [f"definition of ${sym(step.into)}$"]
-        case StepKind.UNFOLD:
-            parts = [f"${sym(step.subject)}$ written out"]
-        case StepKind.INLINING | StepKind.INLINING_CANCEL:
-            parts = [rf"substitute $\partial L/\partial {sym(step.subject)}$"]
-        case _:
-            parts = [step.title.replace("_", r"\_")]
-    for entry in step.table_entries:
-        if entry.reason is Reason.DEFINITION:
-            parts.append(f"definition of ${sym(entry.subject)}$")
-        else:
-            target = entry.reason.value.replace("_", "-")
-            eq = entry.equation()
-            math = f"{tex(eq.lhs)} = {tex(eq.rhs)}" if tex else rf"\sum {sym(entry.subject)} = 1"
-            parts.append(rf"${math}$ ({target})")
-    return "; ".join(dict.fromkeys(parts))
-
-
-def combined_facts(rows: list[Row]) -> str:
-    """The facts of several collapsed rows, the generic algebra left out."""
-    facts = [f for r in rows for f in r.fact.split("; ") if f and f not in GENERIC]
-    return "; ".join(dict.fromkeys(facts)) or "simplify"

@@ -20,8 +20,9 @@ from derive.autodiff.adjoint import Derivation, adjoint_name
 from derive.errors import SpecError
 from derive.graph.nodes import BATCH, Node
 from derive.show import forward_expr, seeded
-from derive.tex.document import Document, backprop_order, context
+from derive.tex.document import Document
 from derive.tex.names import Names
+from derive.tex.order import backprop_order, context
 from derive.tex.printer import TexPrinter
 
 _ITEM = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*)\s*=\s*(\S+)\s*$")

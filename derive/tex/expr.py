@@ -26,7 +26,8 @@ from derive.graph.labels import inline_nodes
 from derive.graph.nodes import atom_name
 from derive.lang import expr as P
 from derive.show import full_adjoint
-from derive.tex.document import Block, Display, Document, Options, Row, Walker, backprop_order
+from derive.tex.document import Block, Display, Document, Options, Row, Walker
+from derive.tex.order import backprop_order
 from derive.tex.printer import break_lines
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softplus", "exp")
