@@ -2,7 +2,8 @@
 
 ``MAX_NODES`` parts, ``MAX_DEPTH`` levels of nesting, numbers below ``MAX_INT`` (15 digits),
 constant exponents at most ``MAX_EXPONENT`` in size and constant powers below
-``10**MAX_DIGITS``; a sum with numeric bounds is written out only up to ``MAX_UNROLL`` terms.
+``10**MAX_DIGITS``; a sum with numeric bounds is written out only up to ``MAX_UNROLL`` terms;
+a function takes at most ``MAX_PRIMES`` derivative marks (``f''(z)`` is two).
 ``10^{10^{10}}`` is refused here without computing anything: :func:`magnitude` bounds
 ``log10 |value|`` of a constant tree.
 """
@@ -20,6 +21,7 @@ MAX_INT = 10**15
 MAX_EXPONENT = 100
 MAX_DIGITS = 300
 MAX_UNROLL = 50
+MAX_PRIMES = 3
 
 
 def number(tok: Token) -> int | float:

@@ -8,10 +8,11 @@ sums and products is in :mod:`derive.answers.reader`.
 
 from __future__ import annotations
 
-from derive.answers.caps import MAX_DEPTH, MAX_NODES, MAX_UNROLL
+from derive.answers.caps import MAX_DEPTH, MAX_NODES, MAX_PRIMES, MAX_UNROLL
 from derive.answers.lexer import Kind, Token
 from derive.answers.tree import (
     FUNCTIONS,
+    PRIMED,
     AnswerError,
     Bin,
     Call,
@@ -289,8 +290,12 @@ class Notation(Cursor):
                 self.pos += 3
                 self.expect_sym("}")
             prime += 1
-        if prime and func not in ("sigmoid", "tanh", "exp", "log", "relu"):
+        if prime and func not in PRIMED:
             raise AnswerError(f"{func}' is not supported", col, "write the derivative out")
+        if prime > MAX_PRIMES:
+            raise AnswerError(
+                f"at most {MAX_PRIMES} derivative marks", col, "write the higher derivative out"
+            )
         arity = FUNCTIONS[func]
         if self.at(Kind.SYM, "(", "["):
             close = OPEN[self.advance().text]

@@ -5,6 +5,8 @@ Matrix semantics follow the lecture notation: vectors are columns, ``a b`` (also
 the shapes agree, ``\\odot`` is entrywise, ``@`` is a matrix product, ``^T`` transposes,
 functions apply entrywise (``softmax`` over a column, ``\\sum`` over every entry).
 With ``scalar=True`` every value is an array of sample points and everything is entrywise.
+Entrywise functions (``\\sigma``, ``\\log``) and their derivatives (``\\sigma'``) are the op
+table's, compiled by :mod:`derive.answers.entrywise`.
 Cost is bounded: the reader caps the tree at a few hundred nodes.
 """
 
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from derive.answers.entrywise import ENTRYWISE, derivative, value
 from derive.answers.tree import Call, Name, Neg, Num, Op, SumOver, Transpose, Tree
 
 
@@ -25,29 +28,6 @@ def shape_text(shape: tuple[int, ...], dims: Mapping[int, str]) -> str:
     if not shape:
         return "a scalar"
     return " × ".join(dims.get(n, str(n)) for n in shape)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1, e) / (1 + e)
-
-
-_ENTRYWISE = {
-    "exp": np.exp,
-    "log": np.log,
-    "tanh": np.tanh,
-    "sqrt": np.sqrt,
-    "abs": np.abs,
-    "sigmoid": _sigmoid,
-    "relu": lambda z: np.maximum(z, 0.0),
-}
-_PRIME = {
-    "exp": np.exp,
-    "log": lambda z: 1 / z,
-    "tanh": lambda z: 1 - np.tanh(z) ** 2,
-    "sigmoid": lambda z: _sigmoid(z) * (1 - _sigmoid(z)),
-    "relu": lambda z: (z > 0).astype(float),
-}
 
 
 class Evaluator:
@@ -107,10 +87,10 @@ class Evaluator:
 
     def call(self, tree: Call, args: list[np.ndarray]) -> np.ndarray:
         f = tree.func
-        if tree.prime:
-            return _PRIME[f](args[0])
-        if f in _ENTRYWISE:
-            return _ENTRYWISE[f](args[0])
+        if tree.prime:  # f', f'': sympy.diff of the op's definition
+            return derivative(f, tree.prime)(args[0])
+        if f in ENTRYWISE:  # the op's NumPy spelling
+            return value(f)(args[0])
         if f == "max":
             return self.entrywise(np.maximum, *args)
         if self.scalar:

@@ -110,6 +110,9 @@ FUNCTIONS: dict[str, int] = {
     "max": 2,
 }
 
+PRIMED = frozenset({"sigmoid", "tanh", "exp", "log", "relu"})
+"""Functions whose derivative may be written with primes (``\\sigma'(z)``, ``\\tanh''(z)``)."""
+
 
 def walk(tree: Tree) -> Iterator[Tree]:
     """Every node in pre-order."""

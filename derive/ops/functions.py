@@ -45,7 +45,7 @@ class ElementwiseOp(sp.Function):
         return type(self).definition(*self.args)
 
 
-def _function(op: Op) -> Callable[..., sp.Expr]:
+def sympy_function(op: Op) -> Callable[..., sp.Expr]:
     """The SymPy function of an elementwise op: SymPy's own, or an :class:`ElementwiseOp`."""
     if op.sympy is not None:
         return getattr(sp, op.sympy)
@@ -61,7 +61,7 @@ def _function(op: Op) -> Callable[..., sp.Expr]:
 
 
 ELEMENTWISE: dict[str, Callable[..., sp.Expr]] = {
-    op.name: _function(op) for op in elementwise_ops()
+    op.name: sympy_function(op) for op in elementwise_ops()
 }
 """Elementwise op name -> SymPy function (SymPy's own or one built from the op table)."""
 
