@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy as sp
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from derive.emit.printers import NumPyIndexPrinter
 from derive.ops.elementwise import SIGMOID_HELPER
@@ -158,3 +160,44 @@ def test_a_weight_gradient_over_a_stack_is_one_tensordot() -> None:
     np.testing.assert_allclose(got, np.einsum("bni,bnj->ij", arrays["g"], arrays["x"]))
     attention = (ROOT / "generated" / "attention.py").read_text()
     assert attention.count("np.tensordot(") == 3 and attention.count("np.einsum(") == 1
+
+
+POOL = "bijkl"
+SIZES = {"b": 3, "i": 2, "j": 4, "k": 5, "l": 2}
+
+
+@st.composite
+def contractions(draw: st.DrawFn) -> tuple[str, str, str, str]:
+    """Two factors' labels (no label twice in one factor), the summed labels, the output."""
+    la = "".join(draw(st.permutations(POOL))[: draw(st.integers(1, 4))])
+    lb = "".join(draw(st.permutations(POOL))[: draw(st.integers(1, 4))])
+    both = [c for c in la if c in lb]
+    summed = "".join(c for c in both if draw(st.booleans()))
+    if not summed:
+        return la, lb, "", ""
+    rest = [c for c in dict.fromkeys(la + lb) if c not in summed]
+    out = "".join(draw(st.permutations(rest)))
+    return la, lb, summed, out
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=contractions())
+def test_every_contraction_form_agrees_with_einsum(case: tuple[str, str, str, str]) -> None:
+    """Whatever form the printer picks (@, stacked @, tensordot, vecdot, einsum), the value
+    is einsum's, for random label layouts of two factors."""
+    la, lb, summed, out = case
+    assume(summed)
+    sym = {c: sp.Symbol(c) for c in POOL}
+    A, B = sp.IndexedBase("A"), sp.IndexedBase("B")
+    limits = [(sym[c], 1, SIZES[c]) for c in summed]
+    expr = sp.Sum(A[tuple(sym[c] for c in la)] * B[tuple(sym[c] for c in lb)], *limits)
+    code = NumPyIndexPrinter([sym[c] for c in out]).doprint(expr)
+    rng = np.random.default_rng(len(code))
+    arrays = {
+        "A": rng.normal(size=[SIZES[c] for c in la]),
+        "B": rng.normal(size=[SIZES[c] for c in lb]),
+    }
+    got = eval(code, {"np": np}, arrays)  # our own printer's output on our own arrays
+    want = np.einsum(f"{la},{lb}->{out}", arrays["A"], arrays["B"])
+    np.testing.assert_allclose(np.broadcast_to(got, want.shape), want, rtol=1e-10, atol=1e-12)
+    assert np.shape(got) == want.shape, code
