@@ -89,6 +89,19 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
         ['z1 = "W1 @ x + b1"', 'yhat = "sigmoid(z1)"', 'L = "sum(binary_cross_entropy(yhat, y))"'],
         ['L = "sum(binary_cross_entropy(sigmoid(W1 @ x + b1), y))"'],
     ),
+    "logits_in_bce": (  # no contraction in the logits: staged all the same
+        ['h = "tanh(W1 @ x + b1)"', 'f = "h + b2"', 'L = "sum(bce_with_logits(f, y))"'],
+        ['h = "tanh(W1 @ x + b1)"', 'L = "sum(bce_with_logits(h + b2, y))"'],
+    ),
+    "sigmoid_of_a_sum_in_bce": (
+        [
+            'h = "tanh(W1 @ x + b1)"',
+            'f = "h + b2"',
+            'yhat = "sigmoid(f)"',
+            'L = "sum(binary_cross_entropy(yhat, y))"',
+        ],
+        ['h = "tanh(W1 @ x + b1)"', 'L = "sum(binary_cross_entropy(sigmoid(h + b2), y))"'],
+    ),
     "residual": (
         [
             'h1 = "tanh(W1 @ x + b1)"',

@@ -25,7 +25,7 @@ from derive.ops.signatures import HELPER_OPS, BindError, bind
 from derive.ops.table import BUILTIN_OPS, OpKind
 
 PREACTIVATION = "pre"
-"""Stem of the name given to an elementwise op's unnamed argument (``W @ x + b``)."""
+"""Stem of the name given to an op's unnamed argument (``W @ x + b``, ``x + w``)."""
 VECTOR_OPS = {"cross_entropy", "softmax_cross_entropy"}
 
 
@@ -37,8 +37,11 @@ class OpCalls:
 
         At the top level of an equation the op's arguments and its result keep named
         adjoints, as if the author had written each on a line of its own: what is nested
-        and what is staged derive the same forms.
+        and what is staged derive the same forms.  An argument written as an expression in
+        two or more values (``x + w`` in ``bce_with_logits(x + w, t)``) becomes a node.
         """
+        if not self._macro_ops and op not in HELPER_OPS and (op in self.custom_ops or op in MACROS):
+            args = tuple(self._user_argument(a) for a in args)
         out = self._call(op, *args, **kwargs)
         if not self._macro_ops:
             for t in (*args, out):
@@ -153,14 +156,37 @@ class OpCalls:
         node = self.node_of(a)
         contracted = [n.base for n in self.nodes if n.kind == "contraction"]
         variance = op == "sqrt" and self._is_variance(a.expr)
-        if node is None and a.expr.has(Sum, *contracted):
+        nested = self._is_user_expression(a)
+        if node is None and (nested or a.expr.has(Sum, *contracted)):
             a = self.materialize(a, PREACTIVATION)  # z = W @ x + b: its adjoint is shared
             node = self.node_of(a)
             node.meta["preactivation"] = True
+            if nested:  # sigmoid(x + w): g_z = g_h h (1 - h), as if z had a line of its own
+                node.meta["stage"] = True
             if variance:
                 node.meta["stem"] = "var"
         stem = "std" if variance else op if node is None else f"{op}_{node.name}"
         return self.add_node(fn(a.expr, *extra), a.dims, stem, op=op)
+
+    def _is_user_expression(self, a: object) -> bool:
+        """Whether ``a`` is an expression in two or more values the author passed to an op.
+
+        ``x + w`` in ``sigmoid(x + w)`` is: its adjoint reaches both, so it is staged and
+        named, as ``W @ x + b`` is.  A value that reads one node (``h1``, ``A.T``, ``1 - p``:
+        its adjoint goes straight on), one without the batch axis and anything built inside
+        an op's definition are not.
+        """
+        return (
+            isinstance(a, Tensor)
+            and not self._macro_ops
+            and a.batched
+            and self.view_node(a) is None
+            and len(self._args_of(a.expr)) >= 2
+        )
+
+    def _user_argument(self, a: object) -> object:
+        """An op's argument the author wrote as an expression, as a staged node of its own."""
+        return self._argument(a) if self._is_user_expression(a) else a
 
     def _argument(self, a: Tensor) -> Tensor:
         """A macro argument as a node of its own (the caller's value, not the macro's)."""

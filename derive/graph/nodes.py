@@ -41,7 +41,8 @@ class Node:
 
     ``meta`` keys: ``text`` (the spec equation), ``macro`` (the built-in or custom op whose
     body made the node), ``stage`` (its adjoint is named: an op's argument or result at
-    the top of an equation), ``preactivation`` (an elementwise op's unnamed argument),
+    the top of an equation), ``preactivation`` (an op's unnamed argument: ``W @ x + b``
+    in ``sigmoid(W @ x + b)``, ``x + w`` in ``bce_with_logits(x + w, t)``; named ``z_L``),
     ``role`` (``scale``: batch norm's gamma starts at ones), ``no_derivative``, ``line``
     and ``where`` (a user's max/argmax, rejected on the loss path).
     """
