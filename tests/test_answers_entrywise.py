@@ -177,3 +177,21 @@ def test_primes_are_capped() -> None:
         read(r"\tanh''''(x)")
     with pytest.raises(AnswerError, match="not supported"):
         read("sqrt'(x)")
+
+
+@pytest.mark.parametrize(
+    ("text", "plain", "tex"),
+    [
+        (r"\sigma'(z)", "sigmoid'(z)", r"\sigma'\left(z\right)"),
+        (r"\sigma''(z)", "sigmoid''(z)", r"\sigma''\left(z\right)"),
+        (r"\tanh''(z)", "tanh''(z)", r"\tanh''\left(z\right)"),
+        (r"\exp'(z)", "exp'(z)", r"\exp'\left(z\right)"),
+        (r"\log'''(z)", "log'''(z)", r"\log'''\left(z\right)"),
+    ],
+)
+def test_a_prime_is_shown_as_written(text: str, plain: str, tex: str) -> None:
+    """How an answer was read echoes its marks, never a written-out derivative."""
+    from derive.answers.scalar import reading
+
+    shown = reading(read(text))
+    assert (shown.plain, shown.latex) == (plain, tex)

@@ -22,7 +22,7 @@ import sympy as sp
 from derive.answers.bounded import run_bounded
 from derive.answers.numeric import Evaluator, ShapeError
 from derive.answers.reader import read
-from derive.answers.symbolic import dsigmoid, latex, mathml, plain, symbol, to_sympy
+from derive.answers.symbolic import PrimedBase, latex, mathml, plain, symbol, to_sympy
 from derive.answers.tree import AnswerError, Name, Tree, names, substitute, unknown_names
 from derive.answers.verdict import (
     Difference,
@@ -179,8 +179,8 @@ def _judge(
 
 
 def _written(e: sp.Expr) -> sp.Expr:
-    """``e`` with σ and σ′ written out in exponentials."""
-    return written_out(e.rewrite(dsigmoid, sp.exp) if e.has(dsigmoid) else e)
+    """``e`` with σ and primed functions (σ′, tanh″) written out."""
+    return written_out(e.rewrite(PrimedBase, sp.exp) if e.has(PrimedBase) else e)
 
 
 def _lambdify(e: sp.Expr, variables: list[str]):
@@ -218,7 +218,7 @@ def _close(got: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 def _simplifies_to_zero(difference: sp.Expr) -> bool | None:
     e = written_out(
-        difference.rewrite(dsigmoid, sp.exp) if difference.has(dsigmoid) else difference
+        difference.rewrite(PrimedBase, sp.exp) if difference.has(PrimedBase) else difference
     )
     e = sp.simplify(e)
     if e == 0:

@@ -9,6 +9,8 @@ order, and ``^T`` and ``\\odot`` are the unevaluated functions :class:`T` and
 
 from __future__ import annotations
 
+from functools import cache
+
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.mathml import MathMLPresentationPrinter
@@ -49,18 +51,41 @@ class entrysum(sp.Function):
     nargs = 1
 
 
-class dsigmoid(sp.Function):
-    """σ′, written out as σ(1 - σ) when evaluated."""
+class PrimedBase(sp.Function):
+    """``f^{(n)}(z)`` as the student wrote it (``\\sigma'(z)``, ``\\tanh''(z)``).
+
+    Kept unevaluated so it prints with its marks; ``rewrite(PrimedBase, sp.exp)`` writes it
+    out as ``sympy.diff`` of ``f`` (σ as ``1/(1 + e^{-z})``), for simplification.
+    Each (function, order) is a subclass made by :func:`primed`; SymPy's printers find
+    ``_print_PrimedBase`` for them only because the name ends in ``Base``.
+    """
 
     nargs = 1
+    op_name = ""
+    order = 1
 
     @classmethod
     def eval(cls, x: sp.Expr) -> sp.Expr | None:
         return None
 
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        """One more mark: the derivative of ``f^{(n)}`` is ``f^{(n+1)}``."""
+        return primed(self.op_name, self.order + 1)(self.args[0])
+
     def _eval_rewrite_as_exp(self, x: sp.Expr, **kwargs: object) -> sp.Expr:
-        s = 1 / (1 + sp.exp(-x))
-        return s * (1 - s)
+        d = sp.Dummy("d")
+        f = 1 / (1 + sp.exp(-d)) if self.op_name == "sigmoid" else _FUNCS[self.op_name](d)
+        return sp.diff(f, d, self.order).xreplace({d: x})
+
+
+@cache
+def primed(op_name: str, order: int) -> type[PrimedBase]:
+    """The :class:`PrimedBase` subclass for ``op_name`` with ``order`` derivative marks."""
+    return type(f"{op_name}_{order}", (PrimedBase,), {"op_name": op_name, "order": order})
+
+
+_LATEX_HEAD = {"sigmoid": r"\sigma", "tanh": r"\tanh", "exp": r"\exp", "log": r"\log"}
+_MATHML_HEAD = {"sigmoid": "σ"}
 
 
 _FUNCS = {
@@ -146,12 +171,7 @@ def _call(tree: Call, matrix: bool) -> sp.Expr:
     if tree.func == "max":
         return sp.Max(*args)
     if tree.prime:
-        z = args[0]
-        if tree.func == "sigmoid":
-            return dsigmoid(z)
-        x = sp.Dummy("x")
-        derivative = sp.diff(_FUNCS[tree.func](x), x, tree.prime)
-        return derivative.xreplace({x: z})
+        return primed(tree.func, tree.prime)(args[0])
     return _FUNCS[tree.func](*args)
 
 
@@ -167,8 +187,8 @@ class PlainPrinter(StrPrinter):
     def _print_entrysum(self, e: entrysum) -> str:
         return f"sum({self._print(e.args[0])})"
 
-    def _print_dsigmoid(self, e: dsigmoid) -> str:
-        return f"sigmoid'({self._print(e.args[0])})"
+    def _print_PrimedBase(self, e: PrimedBase) -> str:
+        return f"{e.op_name}{chr(39) * e.order}({self._print(e.args[0])})"
 
 
 class AnswerLatexPrinter(LatexPrinter):
@@ -177,8 +197,9 @@ class AnswerLatexPrinter(LatexPrinter):
     def _print_sigmoid(self, e: sp.Expr, exp: str | None = None) -> str:
         return self._fn(r"\sigma", e, exp)
 
-    def _print_dsigmoid(self, e: sp.Expr, exp: str | None = None) -> str:
-        return self._fn(r"\sigma'", e, exp)
+    def _print_PrimedBase(self, e: PrimedBase, exp: str | None = None) -> str:
+        head = _LATEX_HEAD.get(e.op_name, rf"\operatorname{{{e.op_name}}}")
+        return self._fn(head + "'" * e.order, e, exp)
 
     def _print_softmax(self, e: sp.Expr, exp: str | None = None) -> str:
         return self._fn(r"\operatorname{softmax}", e, exp)
@@ -226,8 +247,8 @@ class AnswerMathMLPrinter(MathMLPresentationPrinter):
     def _print_sigmoid(self, e: sp.Expr) -> object:
         return self._fn("σ", e)
 
-    def _print_dsigmoid(self, e: sp.Expr) -> object:
-        return self._fn("σ′", e)
+    def _print_PrimedBase(self, e: PrimedBase) -> object:
+        return self._fn(_MATHML_HEAD.get(e.op_name, e.op_name) + "′" * e.order, e)
 
     def _print_softmax(self, e: sp.Expr) -> object:
         return self._fn("softmax", e)
