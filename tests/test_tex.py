@@ -145,6 +145,33 @@ def test_writes_the_file(tmp_path):
     assert out.read_text().startswith("% Backpropagation through toy\\_sum\\_product")
 
 
+NESTED_BCE = """name = "bce_nested"
+[dims]
+d = 3
+[inputs]
+x = { shape = ["d"] }
+t = { shape = ["d"] }
+[params]
+w = { shape = ["d"] }
+[forward]
+L = "sum(binary_cross_entropy(sigmoid(x + w), t))"
+[loss]
+output = "L"
+"""
+
+
+def test_an_unnamed_op_value_gets_no_empty_definition(tmp_path):
+    """σ of an unnamed argument prints as its call: no note or definition says σ(z) = σ(z)."""
+    spec = tmp_path / "bce.toml"
+    spec.write_text(NESTED_BCE)
+    out = tmp_path / "bce.md"
+    assert main(["tex", str(spec), "--style", "markdown", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert r"\sigma\left({{z_{L}}_{i}}\right) = \sigma\left({{z_{L}}_{i}}\right)" not in text
+    assert r"where ${{z_{L}}_{i}} = x_{i} + w_{i}$." in text
+    assert r"\text{\footnotesize in the op's output}" in text
+
+
 # ----- real TeX -------------------------------------------------------------------------------
 @pytest.fixture
 def tex_engine():

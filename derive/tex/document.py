@@ -309,8 +309,10 @@ class Walker:
             rows.append(
                 Row("local", node.name, step.before, self.tex(step.before), "differentiate")
             )
-            rows.append(Row("local", node.name, step.after, self.tex(step.after),
-                            f"${self.tex(y.atom)} = {self.tex(y.expr)}$"))  # fmt: skip
+            named, value = self.tex(y.atom), self.tex(y.expr)
+            # an unnamed op value prints as its call (σ(z)): its definition says nothing
+            fact = f"${named} = {value}$" if named != value else "in the op's output"
+            rows.append(Row("local", node.name, step.after, self.tex(step.after), fact))
             out.append(Display(lhs, rows, lhs_expr=lhs_expr))
         return out
 
@@ -327,7 +329,8 @@ class Walker:
                     if n is None or n.user or n.expr is None or n.name in seen:
                         continue
                     seen.add(n.name)
-                    out.append(self.definition(n))
+                    if self.tex(n.atom) != self.tex(n.expr):  # σ(z) = σ(z) says nothing
+                        out.append(self.definition(n))
         return out
 
 
