@@ -278,23 +278,6 @@ class SpecPrinter(StrPrinter):
         factors = sorted(sp.Mul.make_args(expr), key=_factor_rank)  # stable: ties keep order
         return super()._print_Mul(sp.Mul(*factors, evaluate=False))
 
-    def _scalars_first(self, numer: list[sp.Expr], denom: list[sp.Expr]) -> str | None:
-        """``2 / m * (f - y)``, not ``2 * (f - y) / m``: the scalars meet before the array.
-
-        NumPy evaluates left to right: the second spelling makes two passes over the array.
-        """
-        if not self.target or not denom or any(f.has(Indexed) for f in denom):
-            return None
-        scalars = [f for f in numer if not f.has(Indexed)]
-        arrays = [f for f in numer if f.has(Indexed)]
-        if not scalars or not arrays:
-            return None
-        prec = PRECEDENCE["Mul"]
-        top = " * ".join(self.parenthesize(f, prec, strict=False) for f in scalars)
-        bottom = " * ".join(self.parenthesize(f, prec, strict=False) for f in denom)
-        rest = " * ".join(self.parenthesize(f, prec, strict=False) for f in arrays)
-        return f"{top} / {bottom if len(denom) == 1 else f'({bottom})'} * {rest}"
-
     def _print_Indexed(self, e: Indexed) -> str:
         name = e.base.label.name
         if self.plain:
