@@ -91,35 +91,27 @@ def backward(params, batch, cache, g_loss=None):
     t = batch["t"]
     h1 = cache["h1"]
     p = cache["p"]
-    m = len(x)
-    if g_loss is None:  # every example weighs 1/m
-        # g_f[b, n] = (p[b, n] - t[b, n])*g_J[b]
-        g_f = (p - t) / m  # (m, k)
-        # g_h1[b, j] = Sum(W2[n_1, j]*g_f[b, n_1], (n_1, 1, k))
-        g_h1 = g_f @ W2  # (m, h)
-        # g_z1[b, j] = (1 - h1[b, j]**2)*g_h1[b, j]
-        g_z1 = (1 - h1**2) * g_h1  # (m, h)
-        # g_b2[n] = Sum(g_f[b_1, n], (b_1, 1, m))
-        g_b2 = g_f.sum(axis=0)  # (k,)
-        # g_W2[n, j] = l2_W2*W2[n, j]*Sum(g_J[b_1], (b_1, 1, m)) + Sum(g_f[b_1, n]*h1[b_1, j], (b_1,
-        # 1, m))
-        g_W2 = (g_f.T @ h1) + l2_W2 * W2  # (k, h)
-        # g_b1[j] = Sum(g_z1[b_1, j], (b_1, 1, m))
-        g_b1 = g_z1.sum(axis=0)  # (h,)
-        # g_W1[j, i] = l1_W1*sign(W1[j, i])*Sum(g_J[b_1], (b_1, 1, m)) + l2_W1*W1[j,
-        # i]*Sum(g_J[b_1], (b_1, 1, m)) + Sum(g_z1[b_1, j]*x[b_1, i], (b_1, 1, m))
-        g_W1 = (g_z1.T @ x) + l1_W1 * np.sign(W1) + l2_W1 * W1  # (h, d)
-    else:
-        g_J = g_loss
-        g_f = (p - t) * g_J[:, None]  # (m, k)
-        g_h1 = g_f @ W2  # (m, h)
-        g_z1 = (1 - h1**2) * g_h1  # (m, h)
-        g_b2 = g_f.sum(axis=0)  # (k,)
-        g_W2 = l2_W2 * W2 * g_J.sum(axis=0) + (g_f.T @ h1)  # (k, h)
-        g_b1 = g_z1.sum(axis=0)  # (h,)
-        g_W1 = (  # (h, d)
-            l1_W1 * np.sign(W1) * g_J.sum(axis=0) + l2_W1 * W1 * g_J.sum(axis=0) + (g_z1.T @ x)
-        )
+    if g_loss is None:
+        g_loss = np.full_like(cache[LOSS], 1 / cache[LOSS].shape[0])
+    g_J = g_loss
+    # g_f[b, n] = (p[b, n] - t[b, n])*g_J[b]
+    g_f = (p - t) * g_J[:, None]  # (m, k)
+    # g_h1[b, j] = Sum(W2[n_1, j]*g_f[b, n_1], (n_1, 1, k))
+    g_h1 = g_f @ W2  # (m, h)
+    # g_z1[b, j] = (1 - h1[b, j]**2)*g_h1[b, j]
+    g_z1 = (1 - h1**2) * g_h1  # (m, h)
+    # g_b2[n] = Sum(g_f[b_1, n], (b_1, 1, m))
+    g_b2 = g_f.sum(axis=0)  # (k,)
+    # g_W2[n, j] = l2_W2*W2[n, j]*Sum(g_J[b_1], (b_1, 1, m)) + Sum(g_f[b_1, n]*h1[b_1, j], (b_1, 1,
+    # m))
+    g_W2 = l2_W2 * W2 * g_J.sum(axis=0) + (g_f.T @ h1)  # (k, h)
+    # g_b1[j] = Sum(g_z1[b_1, j], (b_1, 1, m))
+    g_b1 = g_z1.sum(axis=0)  # (h,)
+    # g_W1[j, i] = l1_W1*sign(W1[j, i])*Sum(g_J[b_1], (b_1, 1, m)) + l2_W1*W1[j, i]*Sum(g_J[b_1],
+    # (b_1, 1, m)) + Sum(g_z1[b_1, j]*x[b_1, i], (b_1, 1, m))
+    g_W1 = (  # (h, d)
+        l1_W1 * np.sign(W1) * g_J.sum(axis=0) + l2_W1 * W1 * g_J.sum(axis=0) + (g_z1.T @ x)
+    )
     return {
         "W1": g_W1,
         "b1": g_b1,

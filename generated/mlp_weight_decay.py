@@ -84,33 +84,25 @@ def backward(params, batch, cache, g_loss=None):
     z1 = cache["z1"]
     h1 = cache["h1"]
     p = cache["p"]
-    m = len(x)
-    if g_loss is None:  # every example weighs 1/m
-        # g_f[b, n] = (p[b, n] - t[b, n])*g_L[b]
-        g_f = (p - t) / m  # (m, k)
-        # g_h1[b, j] = Sum(W2[n_1, j]*g_f[b, n_1], (n_1, 1, k))
-        g_h1 = g_f @ W2  # (m, h)
-        # g_z1[b, j] = Piecewise((g_h1[b, j], z1[b, j] > 0), (0, True))
-        g_z1 = g_h1 * (z1 > 0)  # (m, h)
-        # g_b2[n] = Sum(g_f[b_1, n], (b_1, 1, m))
-        g_b2 = g_f.sum(axis=0)  # (k,)
-        # g_W2[n, j] = lam*W2[n, j]*Sum(g_L[b_1], (b_1, 1, m)) + Sum(g_f[b_1, n]*h1[b_1, j], (b_1,
-        # 1, m))
-        g_W2 = (g_f.T @ h1) + lam * W2  # (k, h)
-        # g_b1[j] = Sum(g_z1[b_1, j], (b_1, 1, m))
-        g_b1 = g_z1.sum(axis=0)  # (h,)
-        # g_W1[j, i] = lam*W1[j, i]*Sum(g_L[b_1], (b_1, 1, m)) + Sum(g_z1[b_1, j]*x[b_1, i], (b_1,
-        # 1, m))
-        g_W1 = (g_z1.T @ x) + lam * W1  # (h, d)
-    else:
-        g_L = g_loss
-        g_f = (p - t) * g_L[:, None]  # (m, k)
-        g_h1 = g_f @ W2  # (m, h)
-        g_z1 = g_h1 * (z1 > 0)  # (m, h)
-        g_b2 = g_f.sum(axis=0)  # (k,)
-        g_W2 = lam * W2 * g_L.sum(axis=0) + (g_f.T @ h1)  # (k, h)
-        g_b1 = g_z1.sum(axis=0)  # (h,)
-        g_W1 = lam * W1 * g_L.sum(axis=0) + (g_z1.T @ x)  # (h, d)
+    if g_loss is None:
+        g_loss = np.full_like(cache[LOSS], 1 / cache[LOSS].shape[0])
+    g_L = g_loss
+    # g_f[b, n] = (p[b, n] - t[b, n])*g_L[b]
+    g_f = (p - t) * g_L[:, None]  # (m, k)
+    # g_h1[b, j] = Sum(W2[n_1, j]*g_f[b, n_1], (n_1, 1, k))
+    g_h1 = g_f @ W2  # (m, h)
+    # g_z1[b, j] = Piecewise((g_h1[b, j], z1[b, j] > 0), (0, True))
+    g_z1 = g_h1 * (z1 > 0)  # (m, h)
+    # g_b2[n] = Sum(g_f[b_1, n], (b_1, 1, m))
+    g_b2 = g_f.sum(axis=0)  # (k,)
+    # g_W2[n, j] = lam*W2[n, j]*Sum(g_L[b_1], (b_1, 1, m)) + Sum(g_f[b_1, n]*h1[b_1, j], (b_1, 1,
+    # m))
+    g_W2 = lam * W2 * g_L.sum(axis=0) + (g_f.T @ h1)  # (k, h)
+    # g_b1[j] = Sum(g_z1[b_1, j], (b_1, 1, m))
+    g_b1 = g_z1.sum(axis=0)  # (h,)
+    # g_W1[j, i] = lam*W1[j, i]*Sum(g_L[b_1], (b_1, 1, m)) + Sum(g_z1[b_1, j]*x[b_1, i], (b_1, 1,
+    # m))
+    g_W1 = lam * W1 * g_L.sum(axis=0) + (g_z1.T @ x)  # (h, d)
     return {
         "W1": g_W1,
         "b1": g_b1,

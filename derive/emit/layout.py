@@ -123,6 +123,9 @@ def layout(code: str, indent: str, width: int, prefix: str = "", suffix: str = "
             out += layout(operand, indent, width, pre, end)
         return out
     group = _leading_group(code)
+    call = _bracketed(code)
+    if call is not None and len(f"{indent}{prefix}{call[0]}") <= width:
+        group = None  # ruff splits the last call's arguments while what leads to it fits
     if group is not None:  # (a + b).sum(axis=-1): the group opens, the trailer stays short
         inner, trailer = group
         body = layout(inner, indent + "    ", width)

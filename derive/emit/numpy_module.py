@@ -176,7 +176,9 @@ def build_module(d: Derivation) -> Module:
     order, exprs = shared_sums(d, needed)
     back = {name: (exprs[name], d.adjoints[name].node) for name in order}
     taken = {n.name for n in graph.nodes} | {adjoint_name(n.name) for n in graph.nodes}
-    taken |= set(MODULE_NAMES) | {str(s) for s in graph.labels.sizes.values()}
+    taken |= (
+        set(MODULE_NAMES) | set(graph.constants) | {str(s) for s in graph.labels.sizes.values()}
+    )
     extra = share_differences(graph, fwd, back, taken)
     by_name = {n.name: n for n in graph.nodes}
 
@@ -266,7 +268,10 @@ def shared_sums(d: Derivation, needed: list[str]) -> tuple[list[str], dict[str, 
 
 
 def _words(codes: list[str]) -> set[str]:
-    return set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", " ".join(codes)))
+    """The names the code reads; string literals (einsum subscripts such as "ab,ab->b") are
+    not names."""
+    text = re.sub(r'"[^"]*"', '""', " ".join(codes))
+    return set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
 
 
 def hoist_sums(expr: sp.Expr, target: str, node: Node, graph: Graph, mod: Module) -> sp.Expr:

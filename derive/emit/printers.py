@@ -140,7 +140,7 @@ class NumPyIndexPrinter(StrPrinter):
             raise NotImplementedError(f"no NumPy form for {name}")
         fields = {}
         for arg_name, arg in zip((*op.args, *op.kwargs), e.args, strict=False):
-            fields[arg_name] = self._print(arg)
+            fields[arg_name] = _unwrapped(self._print(arg))  # np.tanh(x @ W.T), not ((...))
             fields[f"{arg_name}_factor"] = self.parenthesize(arg, PRECEDENCE["Mul"])
         if op.helper_name:
             self.helpers.add(op.name)
@@ -192,6 +192,8 @@ class NumPyIndexPrinter(StrPrinter):
     def reduction(self, e: sp.Sum, free: list, how: str = "sum") -> str:
         """Code for ``Σ_j body`` as an array with axes ``free`` (in that order)."""
         body, limits = e.function, e.limits
+        if not body.has(Indexed):  # Σ_k c over k = 1..n is n c
+            return self._print(sp.Mul(body, *[hi - lo + 1 for _, lo, hi in limits]))
         js = [lim[0] for lim in limits]
         coeff, rest = body.as_independent(*js, *free, as_Add=False)
         factors = []
@@ -294,3 +296,15 @@ class SpecPrinter(StrPrinter):
 
     def _print_Float(self, e: sp.Float) -> str:
         return repr(float(e))
+
+
+def _unwrapped(text: str) -> str:
+    """``text`` without one pair of parentheses around all of it."""
+    if not (text.startswith("(") and text.endswith(")")):
+        return text
+    depth = 0
+    for ch in text[1:-1]:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            return text
+    return text[1:-1] if depth == 0 else text

@@ -13,6 +13,8 @@ from sympy import Indexed
 
 from derive.graph.nodes import Graph, Node, atom_name
 
+MAX_NAME = 30
+
 
 def difference_name(term: sp.Add, values: set[str]) -> str | None:
     """``f_minus_y`` for ``f - y``: sums and differences of named values, else None."""
@@ -26,7 +28,9 @@ def difference_name(term: sp.Add, values: set[str]) -> str | None:
             return None
     if not plus or len(plus) + len(minus) < 2:
         return None
-    return "_plus_".join(sorted(plus)) + "".join(f"_minus_{n}" for n in sorted(minus))
+    name = "_plus_".join(sorted(plus)) + "".join(f"_minus_{n}" for n in sorted(minus))
+    # a cache line reads it twice: long operand names would make that line too long
+    return name if len(name) <= MAX_NAME else None
 
 
 def relabeled(other: sp.Add, term: sp.Add) -> dict | None:
