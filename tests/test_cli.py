@@ -116,6 +116,14 @@ BAD = [
         ["sum("],
     ),
     (
+        "loss_reads_no_input",
+        'L  = "-sum(t * log(p))"',
+        'L  = "sum(W2 * W2) + 1"',
+        ['L  = "sum(W2 * W2) + 1"'],
+        ["reads no input", "every example"],
+        ["penalty"],
+    ),
+    (
         "argmax_on_loss_path",
         'p  = "softmax(f)"',
         'p  = "softmax(f) + argmax(f)"',

@@ -267,10 +267,20 @@ class Builder(Shapes, OpCalls, SpecTranslation):
             todo.extend(n.args)
 
     # ----- finish -------------------------------------------------------------------------------
-    def loss(self, name: str, reduction: str = "mean") -> Graph:
+    def loss(self, name: str, reduction: str = "mean", per_example: bool = True) -> Graph:
+        """The graph with ``name`` as its loss; ``per_example`` asks that it read the batch
+        (a module's loss; a scalar expression for ``derive tex --expr`` need not)."""
         node = next((n for n in self.nodes if n.name == name and n.user), None)
         if node is None:
             raise self.error(f"the loss '{name}' is not a computed value")
+        if node.dims == () and per_example:
+            raise SpecError(
+                f"the loss '{name}' reads no input, so it is the same number for every example",
+                file=self.file,
+                line=self.lines.get(name),
+                hint="a loss compares predictions with the batch's inputs; a penalty on the "
+                f'parameters is added to one, e.g. {name} = "ce + lam * l2(W)"',
+            )
         if node.dims not in ((BATCH,), ()):
             shape = ", ".join(str(d) for d in node.dims if d != BATCH)
             raise SpecError(

@@ -117,7 +117,7 @@ def expr_derivation(text: str, wrt: str | None, given: str | None) -> tuple[Deri
     for name, definition in lets:
         env[name] = b.let(name, b.from_ast(definition, env))
     b.let(out, b.from_ast(rest, env))
-    return derive(b.loss(out, reduction="sum")), targets, values
+    return derive(b.loss(out, reduction="sum", per_example=False)), targets, values
 
 
 def expr_document(text: str, wrt: str | None, given: str | None, opt: Options) -> Document:
