@@ -80,3 +80,11 @@ def test_a_constant_is_never_shadowed_by_a_shared_difference(modules: dict) -> N
 def test_long_operand_names_are_not_joined_into_a_difference_name(modules: dict) -> None:
     text = modules["long_names"].read_text()
     assert "_minus_" not in text
+
+
+def test_tied_weights_get_two_gemms_not_a_broadcast(modules: dict) -> None:
+    """g_W = Σ_b (g_r[b, i] hid[b, j] + g_z[b, j] x[b, i]) is two products, not an (h, d, m)
+    array summed over its last axis."""
+    text = modules["tied_weights"].read_text()
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("g_W = "))
+    assert line.count(" @ ") == 2 and ".sum(" not in line and "None" not in line, line

@@ -210,3 +210,44 @@ def test_every_contraction_form_agrees_with_einsum(case: tuple[str, str, str, st
     want = np.einsum(f"{la},{lb}->{out}", arrays["A"], arrays["B"])
     np.testing.assert_allclose(np.broadcast_to(got, want.shape), want, rtol=1e-10, atol=1e-12)
     assert np.shape(got) == want.shape, code
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=contractions(), data=st.data())
+def test_factors_outside_the_sum_and_sums_of_products_agree_with_einsum(
+    case: tuple[str, str, str, str], data: st.DataObject
+) -> None:
+    """``Σ C A B`` with ``C`` free of the summed labels, and ``Σ (A B - A' B')``: the factor
+    leaves the sum and each product is its own contraction; the value is einsum's."""
+    la, lb, summed, out = case
+    assume(summed and out)
+    spare = [c for c in POOL if c not in la + lb]  # labels only the outside factor has
+    extra = "".join(data.draw(st.permutations(spare))[: data.draw(st.integers(0, len(spare)))])
+    pool = out + extra
+    lc = "".join(data.draw(st.permutations(pool))[: data.draw(st.integers(1, len(pool)))])
+    out = "".join(data.draw(st.permutations(out + "".join(c for c in extra if c in lc))))
+    sym = {c: sp.Symbol(c) for c in POOL}
+    A, B, C, D = (sp.IndexedBase(n) for n in "ABCD")
+    limits = [(sym[c], 1, SIZES[c]) for c in summed]
+
+    def entry(base: sp.IndexedBase, labels: str) -> sp.Expr:
+        return base[tuple(sym[c] for c in labels)]
+
+    body = entry(C, lc) * entry(A, la) * entry(B, lb) - entry(D, la) * entry(B, lb)
+    code = NumPyIndexPrinter([sym[c] for c in out]).doprint(sp.Sum(body, *limits))
+    rng = np.random.default_rng(len(code))
+    arrays = {
+        name: rng.normal(size=[SIZES[c] for c in labels])
+        for name, labels in (("A", la), ("B", lb), ("C", lc), ("D", la))
+    }
+    got = eval(code, {"np": np}, arrays)  # our own printer's output on our own arrays
+    want = np.einsum(f"{lc},{la},{lb}->{out}", arrays["C"], arrays["A"], arrays["B"])
+    rest = "".join(c for c in out if c in la + lb)
+    second = np.einsum(f"{la},{lb}->{rest}", arrays["D"], arrays["B"])
+    want = (
+        want - np.einsum(f"{rest}->{out}", second)
+        if rest == out
+        else want - np.einsum(f"{rest},{lc}->{out}", second, np.ones([SIZES[c] for c in lc]))
+    )
+    np.testing.assert_allclose(np.broadcast_to(got, want.shape), want, rtol=1e-10, atol=1e-12)
+    assert np.shape(got) == want.shape, code

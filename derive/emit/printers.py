@@ -189,6 +189,43 @@ class NumPyIndexPrinter(StrPrinter):
             code = f"({code})"
         return align(code, free, self.target) if free else code
 
+    def _split_sum(self, body: sp.Expr, limits: tuple, free: list) -> str | None:
+        """``Σ_b f_i g_bi = f_i Σ_b g_bi`` and ``Σ_b (a_bi c_bj + d_bi e_bj) = Σ a c + Σ d e``.
+
+        A factor free of the summed labels leaves the sum, and a sum of products becomes one
+        contraction (a GEMM) per product, instead of a broadcast array with the summed axis
+        (an (h, d, m) array for tied weights) reduced afterwards.
+        """
+        js = [lim[0] for lim in limits]
+        outer, inner = body.as_independent(*js, as_Add=False)
+        if outer != 1 and inner.has(Indexed):
+            return f"{self._aligned(outer, free)} * {self._aligned(sp.Sum(inner, *limits), free)}"
+        if not isinstance(body, sp.Add) or not any(_pairs(t) for t in body.args):
+            return None
+        parts = []
+        for k, term in enumerate(sorted(body.args, key=lambda t: t.could_extract_minus_sign())):
+            sign = " - " if term.could_extract_minus_sign() else " + "
+            term = -term if sign == " - " else term
+            code = self._aligned(sp.Sum(term, *limits), free)
+            if k == 0:
+                parts.append(code if sign == " + " else f"-{code}")
+            else:
+                parts.append(f"{sign.strip()} {code}")
+        return " ".join(parts)
+
+    def _aligned(self, e: sp.Expr, free: list) -> str:
+        """``e`` printed as an array on the axes ``free`` (a factor of a product)."""
+        if isinstance(e, sp.Sum):
+            own = [lab for lab in free if lab in e.free_symbols]
+            code = self.reduction(e, own)
+            if operands(code) is not None or code.startswith("-"):
+                code = f"({code})"
+            return align(code, own, free) if own else code
+        sub = NumPyIndexPrinter(free)
+        text = sub.parenthesize(e, PRECEDENCE["Mul"], strict=False)
+        self.helpers |= sub.helpers
+        return text
+
     def reduction(self, e: sp.Sum, free: list, how: str = "sum") -> str:
         """Code for ``Σ_j body`` as an array with axes ``free`` (in that order)."""
         body, limits = e.function, e.limits
@@ -196,6 +233,10 @@ class NumPyIndexPrinter(StrPrinter):
             return self._print(sp.Mul(body, *[hi - lo + 1 for _, lo, hi in limits]))
         js = [lim[0] for lim in limits]
         coeff, rest = body.as_independent(*js, *free, as_Add=False)
+        if how == "sum":
+            split = self._split_sum(rest, limits, free)
+            if split is not None:
+                return split if coeff == 1 else f"{self.parenthesize(coeff, 50)} * ({split})"
         factors = []
         for f in sp.Mul.make_args(rest):  # a square is a product: Σ z² is an einsum
             square = f.is_Pow and f.exp == 2 and isinstance(f.base, Indexed)
@@ -228,6 +269,14 @@ class NumPyIndexPrinter(StrPrinter):
         # the method skips np.sum's Python-level dispatch: a microsecond on small arrays
         operand = text if text.isidentifier() else f"({text})"
         return f"{pre}{operand}.{how}(axis={axis})"
+
+
+def _pairs(term: sp.Expr) -> bool:
+    """Whether ``term`` multiplies arrays into a larger one (``g_bi h_bj``: a GEMM's worth),
+    not entry by entry (``t_bk log p_bk``, which a row-wise sum handles as it stands)."""
+    arrays = [set(f.indices) for f in sp.Mul.make_args(term) if isinstance(f, Indexed)]
+    union = set().union(*arrays) if arrays else set()
+    return len(arrays) >= 2 and all(labels < union for labels in arrays)
 
 
 @lru_cache(maxsize=1024)
