@@ -209,6 +209,43 @@ def _through(ops: list[str]) -> dict[str, str]:
     }
 
 
+def _argument_of(node: Node, consumers: dict) -> str:
+    """``the argument of relu in h = relu(x @ W1 + b1)``: the op that reads ``node`` and the
+    first named value's equation it sits in."""
+    users = consumers[node.name]
+    op = users[0].op if users and users[0].op else "an op"
+    todo, seen = list(users), set()
+    while todo:
+        n = todo.pop(0)
+        if n.user and "text" in n.meta:
+            return f"the argument of {op} in {n.name} = {n.meta['text']}"
+        if n.name not in seen:
+            seen.add(n.name)
+            todo.extend(consumers[n.name])
+    return f"the argument of {op}"
+
+
+def unnamed_arguments(d: Derivation) -> set[str]:
+    """Unnamed op arguments (``z_h`` of ``relu(x @ W1 + b1)``) whose adjoint a shown one
+    reads: ``g_W1 = Σ g_z_h x`` is explained only if ``g_z_h`` is shown too."""
+    graph = d.graph
+    staged = {
+        n.name: n
+        for n in graph.nodes
+        if not n.user and n.meta.get("preactivation") and n.name in d.adjoints
+    }
+    todo = [n.name for n in graph.nodes if n.user and n.name in d.adjoints]
+    found: set[str] = set()
+    while todo:
+        expr = d.adjoints[todo.pop()].expr
+        for a in expr.atoms(Indexed, sp.Symbol):
+            of = gradient_of(atom_name(a))
+            if of in staged and of not in found:
+                found.add(of)
+                todo.append(of)
+    return found
+
+
 def show_json(
     d: Derivation, parsable: bool = True, *, full: bool = True, budget: float | None = 10.0
 ) -> dict[str, Any]:
@@ -224,10 +261,14 @@ def show_json(
     nodes: dict[str, Any] = {}
     memo: dict[str, sp.Expr | None] = {}
     deadline = None if budget is None else time.monotonic() + budget
+    shown = {n.name for n in graph.nodes if n.user} | unnamed_arguments(d)
+    consumers = graph.consumers()
     for node in graph.nodes:
-        if not node.user:
+        if node.name not in shown:
             continue
         entry: dict[str, Any] = {"kind": node.kind if node.kind in ("input", "param") else "value"}
+        if not node.user:
+            entry["unnamed"] = _argument_of(node, consumers)
         entry["forward"] = spec_str(forward_expr(d, node), parsable)
         if "text" in node.meta:
             entry["equation"] = node.meta["text"]
@@ -281,6 +322,8 @@ def show_text(d: Derivation, *, full: bool = False, budget: float | None = 10.0)
             continue
         if e["kind"] == "param":
             lines.append(f"{name}: parameter")
+        elif "unnamed" in e:
+            lines.append(f"{name}: {e['unnamed']}")
         else:
             lines.append(f"{name} = {e.get('equation', e['forward'])}")
         if full:

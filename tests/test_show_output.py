@@ -155,3 +155,22 @@ def test_show_of_deep_nets_is_bounded(tmp_path: Path, capsys: pytest.CaptureFixt
         assert main(["show", str(nested_tanh(tmp_path, 16)), "--json"]) == 0
         text = shown(deep_spec(tmp_path, 8), capsys, "--full", "--budget", "2")
     assert "dL/dW1" in text
+
+
+@pytest.mark.parametrize("spec", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_adjoint_a_shown_line_reads_is_shown(
+    spec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``g_W1 = Σ g_z_h x`` reads ``g_z_h``: the unnamed ``z_h`` of ``relu(x @ W1 + b1)`` is
+    shown with where it sits, so no adjoint is left unexplained."""
+    text = shown(spec, capsys)
+    defined = {m.group(1) for m in re.finditer(r"^  dL/d\w+ = (g_\w+) = ", text, re.M)}
+    read = {w for ln in text.splitlines() if ln.startswith("  dL/d") for w in WORD.findall(ln)}
+    d = derive_spec(spec)
+    adjoints = {f"g_{n.name}" for n in d.graph.nodes} - {f"g_{d.graph.loss.name}"}
+    assert read & adjoints <= defined, sorted(read & adjoints - defined)
+
+
+def test_an_unnamed_argument_says_where_it_sits(capsys: pytest.CaptureFixture[str]) -> None:
+    text = shown(EXAMPLES / "regression_rows.toml", capsys)
+    assert "z_h: the argument of relu in h = relu(x @ W1 + b1)\n" in text
