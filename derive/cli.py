@@ -268,7 +268,7 @@ def _grading_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_gen(args: argparse.Namespace) -> int:
-    from derive.emit.numpy_module import write_atomic
+    from derive.emit.templating import write_atomic
     from derive.pipeline import generate
 
     stale = 0

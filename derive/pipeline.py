@@ -7,7 +7,8 @@ from pathlib import Path
 
 from derive.autodiff.adjoint import Derivation
 from derive.autodiff.reverse import derive
-from derive.emit.numpy_module import render, write_atomic
+from derive.emit.numpy_module import render
+from derive.emit.templating import write_atomic
 from derive.graph.builder import graph_from_spec
 from derive.graph.nodes import Graph
 from derive.lang.spec import load_spec

@@ -11,23 +11,28 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import sympy as sp
+from sympy import Indexed
 
 from derive.emit.lines import Line
-from derive.graph.nodes import Node
+from derive.graph.nodes import Node, atom_name
 
 Printer = Callable[[sp.Expr, tuple], str]
 
 
-def accumulate(expr: sp.Expr, node: Node, shape: str, print_as: Printer) -> list[Line]:
+def accumulate(
+    expr: sp.Expr, node: Node, shape: str, print_as: Printer, inputs: frozenset[str]
+) -> list[Line]:
     """``z = x @ W.T`` then ``z += b``: the bias added into the product's fresh array.
 
-    Applies to a sum of terms one of which is a contraction over the node's whole shape;
-    ``z = (x @ W.T) + b`` would allocate a second array of that shape and fill it.
+    Applies to a sum of terms one of which is a contraction over the node's whole shape
+    that reads a parameter or a computed value (a product of ``inputs`` alone may hold
+    integers, which cannot take a float bias in place); ``z = (x @ W.T) + b`` would
+    allocate a second array of that shape and fill it.
     """
     if not isinstance(expr, sp.Add):
         return []
     full = [t for t in expr.args if isinstance(t, sp.Sum) and set(node.labels) <= t.free_symbols]
-    if len(full) != 1:
+    if len(full) != 1 or all(atom_name(a) in inputs for a in full[0].atoms(Indexed)):
         return []
     rest = expr - full[0]
     op = "+="

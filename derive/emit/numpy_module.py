@@ -8,11 +8,8 @@ are cached, and internal values used once are inlined.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import sympy as sp
 from sympy import Indexed, Symbol
@@ -194,7 +191,8 @@ def build_module(d: Derivation) -> Module:
             p = NumPyIndexPrinter(n.labels)
             code = p.reduction(n.expr, list(n.labels), how=n.kind)
         else:
-            accumulated = accumulate(expr, n, shape_text(n, graph), printer)
+            shape = shape_text(n, graph)
+            accumulated = accumulate(expr, n, shape, printer, frozenset(graph.inputs))
             if accumulated:
                 mod.forward += accumulated
                 continue
@@ -386,19 +384,3 @@ class _SizeRef:
 
     def __repr__(self) -> str:
         return f'sizes["{self.dim}"]' if isinstance(self.dim, str) else str(self.dim)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a generated module is an ordinary file
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -3,11 +3,13 @@
 Templates live in the repository's ``templates/`` folder, which the wheel ships as the
 package ``derive.templates``; :func:`templates_dir` finds whichever is present.  Filters
 shared by all templates are registered here (``py``: a Python literal; ``gradient``:
-the name of a value's gradient, ``g_X``).
+the name of a value's gradient, ``g_X``); :func:`write_atomic` writes a rendered file.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -53,3 +55,19 @@ def py_literal(v: object) -> str:
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return repr(v)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a generated module is an ordinary file
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
