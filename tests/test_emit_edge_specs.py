@@ -88,3 +88,15 @@ def test_tied_weights_get_two_gemms_not_a_broadcast(modules: dict) -> None:
     text = modules["tied_weights"].read_text()
     line = next(ln for ln in text.splitlines() if ln.strip().startswith("g_W = "))
     assert line.count(" @ ") == 2 and ".sum(" not in line and "None" not in line, line
+
+
+@pytest.mark.parametrize(
+    ("spec", "param"), [("scaled_preactivations", "W"), ("layer_without_bias", "W")]
+)
+def test_a_scaled_or_bias_free_preactivation_gives_a_gemm(
+    spec: str, param: str, modules: dict
+) -> None:
+    """tanh(alpha * (W @ x)), tanh(W @ x): g_z = g_h (1 - h²) is named once, g_W is one GEMM."""
+    text = modules[spec].read_text()
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith(f"g_{param} = "))
+    assert " @ " in line and ".sum(" not in line and "None" not in line, line

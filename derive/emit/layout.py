@@ -10,6 +10,7 @@ one a line, each with a trailing comma.
 
 from __future__ import annotations
 
+import re
 from itertools import pairwise
 
 # loosest first; ruff breaks a chain at its loosest operators before any tighter ones
@@ -122,6 +123,10 @@ def layout(code: str, indent: str, width: int, prefix: str = "", suffix: str = "
             end = suffix if n == len(pieces) - 1 else ""
             out += layout(operand, indent, width, pre, end)
         return out
+    bare = re.search(r"\.\w+\(\)$", code)
+    if bare and bare.start() > 0 and code[bare.start() - 1] in CLOSE:  # x(...).copy(): as ruff,
+        trailer = bare.group(0)  # split the call before the empty one
+        return layout(code[: bare.start()], indent, width, prefix, trailer + suffix)
     group = _leading_group(code)
     call = _bracketed(code)
     if call is not None and len(f"{indent}{prefix}{call[0]}") <= width:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jinja2
 
+from derive.emit.layout import layout
 from derive.lang.naming import gradient_name
 
 
@@ -37,6 +38,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters["py"] = py_literal
     env.filters["gradient"] = gradient_name
+    env.globals["laid_out"] = laid_out
     return env
 
 
@@ -71,3 +73,8 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def laid_out(prefix: str, code: str, indent: str, suffix: str = ",") -> str:
+    """``prefix + code + suffix`` at ``indent``, broken as ruff format breaks a long line."""
+    return "\n".join(layout(code, indent, 100, prefix, suffix))

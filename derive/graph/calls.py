@@ -157,14 +157,19 @@ class OpCalls:
         contracted = [n.base for n in self.nodes if n.kind == "contraction"]
         variance = op == "sqrt" and self._is_variance(a.expr)
         nested = self._is_user_expression(a)
+        # tanh(W @ x), tanh(alpha * (W @ x)): g_z = g_h (1 - h²) feeds a GEMM (g_z.T @ x);
+        # named once, it is not a product broadcast over (h, d, m) inside the sum
+        feeds_gemm = not self._macro_ops and a.batched and a.expr.has(Sum, *contracted)
         if node is None and (nested or a.expr.has(Sum, *contracted)):
             a = self.materialize(a, PREACTIVATION)  # z = W @ x + b: its adjoint is shared
             node = self.node_of(a)
             node.meta["preactivation"] = True
-            if nested:  # sigmoid(x + w): g_z = g_h h (1 - h), as if z had a line of its own
+            if nested or feeds_gemm:  # as if z had a line of its own
                 node.meta["stage"] = True
             if variance:
                 node.meta["stem"] = "var"
+        elif node is not None and feeds_gemm and not node.user and node.kind == "contraction":
+            node.meta["preactivation"] = node.meta["stage"] = True
         stem = "std" if variance else op if node is None else f"{op}_{node.name}"
         return self.add_node(fn(a.expr, *extra), a.dims, stem, op=op)
 
