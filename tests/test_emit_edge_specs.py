@@ -93,10 +93,8 @@ def test_tied_weights_get_two_gemms_not_a_broadcast(modules: dict) -> None:
 @pytest.mark.parametrize(
     ("spec", "param"), [("scaled_preactivations", "W"), ("layer_without_bias", "W")]
 )
-def test_a_scaled_or_bias_free_preactivation_gives_a_gemm(
-    spec: str, param: str, modules: dict
-) -> None:
-    """tanh(alpha * (W @ x)), tanh(W @ x): g_z = g_h (1 - h²) is named once, g_W is one GEMM."""
+def test_the_weight_gradient_is_one_gemm(spec: str, param: str, modules: dict) -> None:
+    """tanh(alpha * (W @ x)), tanh(W @ x), x @ W @ y, (W @ x) * (V @ x) * c: one GEMM each."""
     text = modules[spec].read_text()
     line = next(ln for ln in text.splitlines() if ln.strip().startswith(f"g_{param} = "))
     assert " @ " in line and ".sum(" not in line and "None" not in line, line

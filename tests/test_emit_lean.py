@@ -251,3 +251,30 @@ def test_factors_outside_the_sum_and_sums_of_products_agree_with_einsum(
     )
     np.testing.assert_allclose(np.broadcast_to(got, want.shape), want, rtol=1e-10, atol=1e-12)
     assert np.shape(got) == want.shape, code
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=contractions(), data=st.data())
+def test_three_factor_sums_agree_with_einsum(
+    case: tuple[str, str, str, str], data: st.DataObject
+) -> None:
+    """``Σ A B C`` with ``C`` on some of ``A``'s axes: ``C`` joins ``A`` entry by entry and
+    one contraction is left; the value is einsum's whatever form is printed."""
+    la, lb, summed, out = case
+    assume(summed)
+    lc = "".join(data.draw(st.permutations(la))[: data.draw(st.integers(1, len(la)))])
+    sym = {c: sp.Symbol(c) for c in POOL}
+    A, B, C = (sp.IndexedBase(n) for n in "ABC")
+    limits = [(sym[c], 1, SIZES[c]) for c in summed]
+    body = A[tuple(sym[c] for c in la)] * B[tuple(sym[c] for c in lb)]
+    body = body * C[tuple(sym[c] for c in lc)]
+    code = NumPyIndexPrinter([sym[c] for c in out]).doprint(sp.Sum(body, *limits))
+    rng = np.random.default_rng(len(code))
+    arrays = {
+        n: rng.normal(size=[SIZES[c] for c in lab])
+        for n, lab in zip("ABC", (la, lb, lc), strict=True)
+    }
+    got = eval(code, {"np": np}, arrays)  # our own printer's output on our own arrays
+    want = np.einsum(f"{la},{lb},{lc}->{out}", arrays["A"], arrays["B"], arrays["C"])
+    np.testing.assert_allclose(np.broadcast_to(got, want.shape), want, rtol=1e-10, atol=1e-12)
+    assert np.shape(got) == want.shape, code

@@ -243,6 +243,8 @@ class NumPyIndexPrinter(StrPrinter):
             factors += [f.base, f.base] if square else [f]
         pre = "" if coeff == 1 else f"{self.parenthesize(coeff, 50)} * "
         products = how == "sum" and all(isinstance(f, Indexed) for f in factors)
+        if products and len(factors) >= 3:
+            factors = _entrywise_groups(factors)
         if products and len(js) == 1 and len(factors) == 2:
             mm = matmul(self, factors[0], factors[1], js[0], free)
             mm = mm or stacked_matmul(factors[0], factors[1], js[0], free)
@@ -269,6 +271,31 @@ class NumPyIndexPrinter(StrPrinter):
         # the method skips np.sum's Python-level dispatch: a microsecond on small arrays
         operand = text if text.isidentifier() else f"({text})"
         return f"{pre}{operand}.{how}(axis={axis})"
+
+
+def _entrywise_groups(factors: list[Indexed]) -> list[Indexed]:
+    """Factors multiplied entry by entry first, so that two operands are left for one GEMM.
+
+    ``Σ_b a_bj c_bj x_bi`` is ``(a * c).T @ x``; a factor on fewer axes joins one that has
+    them all (``Σ_b s_b x_bi y_bj`` is ``(s[:, None] * x).T @ y``).  Unchanged when no two
+    operands come out.
+    """
+    groups: list[tuple[tuple, list[str]]] = []
+    for f in sorted(factors, key=lambda f: -len(f.indices)):
+        labels = tuple(f.indices)
+        home = next((g for g in groups if set(labels) <= set(g[0])), None)
+        text = align(f.base.label.name, list(labels), list(home[0])) if home else None
+        if home is None:
+            groups.append((labels, [f.base.label.name]))
+        else:
+            home[1].append(text)
+    if len(groups) != 2 or len(factors) < 3:
+        return factors
+    out = []
+    for labels, names in groups:
+        name = names[0] if len(names) == 1 else "(" + " * ".join(names) + ")"
+        out.append(Indexed(sp.IndexedBase(sp.Symbol(name)), *labels))
+    return out
 
 
 def _pairs(term: sp.Expr) -> bool:
