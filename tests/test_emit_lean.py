@@ -175,6 +175,12 @@ POOL = "bijkl"
 SIZES = {"b": 3, "i": 2, "j": 4, "k": 5, "l": 2}
 
 
+def assert_same(got: np.ndarray, want: np.ndarray, code: str) -> None:
+    """The printed code's value is einsum's, and so is its shape."""
+    np.testing.assert_allclose(np.broadcast_to(got, want.shape), want, rtol=1e-10, atol=1e-12)
+    assert np.shape(got) == want.shape, code
+
+
 @st.composite
 def contractions(draw: st.DrawFn) -> tuple[str, str, str, str]:
     """Two factors' labels (no label twice in one factor), the summed labels, the output."""
@@ -208,8 +214,7 @@ def test_every_contraction_form_agrees_with_einsum(case: tuple[str, str, str, st
     }
     got = eval(code, {"np": np}, arrays)  # our own printer's output on our own arrays
     want = np.einsum(f"{la},{lb}->{out}", arrays["A"], arrays["B"])
-    np.testing.assert_allclose(np.broadcast_to(got, want.shape), want, rtol=1e-10, atol=1e-12)
-    assert np.shape(got) == want.shape, code
+    assert_same(got, want, code)
 
 
 @settings(max_examples=200, deadline=None)
@@ -249,8 +254,7 @@ def test_factors_outside_the_sum_and_sums_of_products_agree_with_einsum(
         if rest == out
         else want - np.einsum(f"{rest},{lc}->{out}", second, np.ones([SIZES[c] for c in lc]))
     )
-    np.testing.assert_allclose(np.broadcast_to(got, want.shape), want, rtol=1e-10, atol=1e-12)
-    assert np.shape(got) == want.shape, code
+    assert_same(got, want, code)
 
 
 @settings(max_examples=200, deadline=None)
@@ -276,5 +280,4 @@ def test_three_factor_sums_agree_with_einsum(
     }
     got = eval(code, {"np": np}, arrays)  # our own printer's output on our own arrays
     want = np.einsum(f"{la},{lb},{lc}->{out}", arrays["A"], arrays["B"], arrays["C"])
-    np.testing.assert_allclose(np.broadcast_to(got, want.shape), want, rtol=1e-10, atol=1e-12)
-    assert np.shape(got) == want.shape, code
+    assert_same(got, want, code)
