@@ -98,3 +98,10 @@ def test_the_weight_gradient_is_one_gemm(spec: str, param: str, modules: dict) -
     text = modules[spec].read_text()
     line = next(ln for ln in text.splitlines() if ln.strip().startswith(f"g_{param} = "))
     assert " @ " in line and ".sum(" not in line and "None" not in line, line
+
+
+def test_a_gram_matrix_adjoint_is_two_stacked_matmuls(modules: dict) -> None:
+    """K = z @ z.T: g_z = Σ_n (g_K[b, i, n] + g_K[b, n, i]) z[b, n, d], no 4-axis broadcast."""
+    text = modules["gram_matrix"].read_text()
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("g_z = "))
+    assert line.count(" @ ") == 2 and "None" not in line and ".sum(" not in line, line

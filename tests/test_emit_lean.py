@@ -281,3 +281,27 @@ def test_three_factor_sums_agree_with_einsum(
     got = eval(code, {"np": np}, arrays)  # our own printer's output on our own arrays
     want = np.einsum(f"{la},{lb},{lc}->{out}", arrays["A"], arrays["B"], arrays["C"])
     assert_same(got, want, code)
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=contractions())
+def test_a_product_of_a_sum_agrees_with_einsum(case: tuple[str, str, str, str]) -> None:
+    """``Σ (A + D) B`` (a Gram matrix's adjoint ``Σ (g_in + g_ni) z_nd``): one contraction per
+    term of the sum; the value is einsum's."""
+    la, lb, summed, out = case
+    assume(summed)
+    sym = {c: sp.Symbol(c) for c in POOL}
+    A, B, D = (sp.IndexedBase(n) for n in "ABD")
+    limits = [(sym[c], 1, SIZES[c]) for c in summed]
+    a, b = A[tuple(sym[c] for c in la)], B[tuple(sym[c] for c in lb)]
+    d = D[tuple(sym[c] for c in reversed(la))]
+    code = NumPyIndexPrinter([sym[c] for c in out]).doprint(sp.Sum((a + d) * b, *limits))
+    rng = np.random.default_rng(len(code))
+    arrays = {
+        "A": rng.normal(size=[SIZES[c] for c in la]),
+        "B": rng.normal(size=[SIZES[c] for c in lb]),
+        "D": rng.normal(size=[SIZES[c] for c in reversed(la)]),
+    }
+    got = eval(code, {"np": np}, arrays)  # our own printer's output on our own arrays
+    both = arrays["A"] + np.einsum(f"{la[::-1]}->{la}", arrays["D"])
+    assert_same(got, np.einsum(f"{la},{lb}->{out}", both, arrays["B"]), code)

@@ -200,6 +200,11 @@ class NumPyIndexPrinter(StrPrinter):
         outer, inner = body.as_independent(*js, as_Add=False)
         if outer != 1 and inner.has(Indexed):
             return f"{self._aligned(outer, free)} * {self._aligned(sp.Sum(inner, *limits), free)}"
+        sums = [f for f in sp.Mul.make_args(body) if isinstance(f, sp.Add)]
+        if isinstance(body, sp.Mul) and len(sums) == 1 and len(sums[0].args) <= 4:
+            spread = sp.expand_mul(body)  # Σ (g_in + g_ni) z_nd: one product per term
+            if isinstance(spread, sp.Add) and any(_pairs(t) for t in spread.args):
+                body = spread
         if not isinstance(body, sp.Add) or not any(_pairs(t) for t in body.args):
             return None
         parts = []
