@@ -19,6 +19,7 @@ from sympy.printing.str import StrPrinter
 
 from derive.answers.tree import Bin, Call, Name, Neg, Num, Op, SumOver, Transpose, Tree
 from derive.ops.functions import sigmoid
+from derive.ops.table import BUILTIN_OPS
 
 
 class T(sp.Function):
@@ -84,7 +85,6 @@ def primed(op_name: str, order: int) -> type[PrimedBase]:
     return type(f"{op_name}_{order}", (PrimedBase,), {"op_name": op_name, "order": order})
 
 
-_LATEX_HEAD = {"sigmoid": r"\sigma", "tanh": r"\tanh", "exp": r"\exp", "log": r"\log"}
 _MATHML_HEAD = {"sigmoid": "σ"}
 
 
@@ -198,7 +198,7 @@ class AnswerLatexPrinter(LatexPrinter):
         return self._fn(r"\sigma", e, exp)
 
     def _print_PrimedBase(self, e: PrimedBase, exp: str | None = None) -> str:
-        head = _LATEX_HEAD.get(e.op_name, rf"\operatorname{{{e.op_name}}}")
+        head = BUILTIN_OPS[e.op_name].latex or rf"\{e.op_name}"  # \sigma, \tanh; \exp
         return self._fn(head + "'" * e.order, e, exp)
 
     def _print_softmax(self, e: sp.Expr, exp: str | None = None) -> str:

@@ -8,15 +8,10 @@ labels) reach BLAS; ``np.vecdot`` is a row-wise dot; ``np.einsum`` is what is le
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sympy import Indexed, Symbol
 
-if TYPE_CHECKING:
-    from derive.emit.printers import NumPyIndexPrinter
 
-
-def matmul(p: NumPyIndexPrinter, a: Indexed, b: Indexed, j: Symbol, free: list) -> str | None:
+def matmul(a: Indexed, b: Indexed, j: Symbol, free: list) -> str | None:
     """``Σ_j a b`` as ``x @ y`` with transposes, when the labels allow it."""
     ia, ib = list(a.indices), list(b.indices)
     if ia.count(j) != 1 or ib.count(j) != 1 or len(ia) > 2 or len(ib) > 2:
@@ -90,7 +85,7 @@ def _arranged(var: str, labels: list, order: list) -> str:
     return f"{var}.T" if len(perm) == 2 else f"{var}.transpose{perm}"
 
 
-def einsum(p: NumPyIndexPrinter, factors: list, free: list) -> str:
+def einsum(factors: list, free: list) -> str:
     """``np.einsum`` of ``factors`` to axes ``free``; a row-wise dot as ``np.vecdot``.
 
     ``Σ_k a[b, k] c[b, k]`` over the last, contiguous axis is ``np.vecdot(a, c)``: a

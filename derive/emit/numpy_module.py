@@ -17,7 +17,7 @@ from sympy import Indexed, Symbol
 from derive.autodiff.adjoint import Derivation, adjoint_atom, adjoint_name
 from derive.emit.inplace import accumulate
 from derive.emit.lines import Line
-from derive.emit.printers import NumPyIndexPrinter
+from derive.emit.printers import NumPyIndexPrinter, unwrapped
 from derive.emit.running import state_shapes, switch_lines
 from derive.emit.seed import split_seed
 from derive.emit.shared import share_differences
@@ -104,18 +104,7 @@ def print_expr(expr: sp.Expr, labels: tuple, mod: Module) -> str:
     p = NumPyIndexPrinter(labels)
     text = p.doprint(expr)
     mod.helpers |= p.helpers
-    if text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]):
-        text = text[1:-1]
-    return text
-
-
-def _balanced(text: str) -> bool:
-    depth = 0
-    for ch in text:
-        depth += {"(": 1, ")": -1}.get(ch, 0)
-        if depth < 0:
-            return False
-    return depth == 0
+    return unwrapped(text)
 
 
 def full_shape(code: str, expr: sp.Expr, node: Node, graph: Graph) -> str:

@@ -140,7 +140,7 @@ class NumPyIndexPrinter(StrPrinter):
             raise NotImplementedError(f"no NumPy form for {name}")
         fields = {}
         for arg_name, arg in zip((*op.args, *op.kwargs), e.args, strict=False):
-            fields[arg_name] = _unwrapped(self._print(arg))  # np.tanh(x @ W.T), not ((...))
+            fields[arg_name] = unwrapped(self._print(arg))  # np.tanh(x @ W.T), not ((...))
             fields[f"{arg_name}_factor"] = self.parenthesize(arg, PRECEDENCE["Mul"])
         if op.helper_name:
             self.helpers.add(op.name)
@@ -184,9 +184,7 @@ class NumPyIndexPrinter(StrPrinter):
     def _print_Sum(self, e: sp.Sum) -> str:
         """A sum inside a pointwise expression: matmul, einsum or ``.sum``, then aligned."""
         free = [lab for lab in self.target if lab in e.free_symbols]
-        code = self.reduction(e, free)
-        if operands(code) is not None or code.startswith("-"):  # x @ W binds as tightly as *
-            code = f"({code})"
+        code = _operand(self.reduction(e, free))
         return align(code, free, self.target) if free else code
 
     def _split_sum(self, body: sp.Expr, limits: tuple, free: list) -> str | None:
@@ -222,9 +220,7 @@ class NumPyIndexPrinter(StrPrinter):
         """``e`` printed as an array on the axes ``free`` (a factor of a product)."""
         if isinstance(e, sp.Sum):
             own = [lab for lab in free if lab in e.free_symbols]
-            code = self.reduction(e, own)
-            if operands(code) is not None or code.startswith("-"):
-                code = f"({code})"
+            code = _operand(self.reduction(e, own))
             return align(code, own, free) if own else code
         sub = NumPyIndexPrinter(free)
         text = sub.parenthesize(e, PRECEDENCE["Mul"], strict=False)
@@ -251,15 +247,13 @@ class NumPyIndexPrinter(StrPrinter):
         if products and len(factors) >= 3:
             factors = _entrywise_groups(factors)
         if products and len(js) == 1 and len(factors) == 2:
-            mm = matmul(self, factors[0], factors[1], js[0], free)
+            mm = matmul(factors[0], factors[1], js[0], free)
             mm = mm or stacked_matmul(factors[0], factors[1], js[0], free)
             if mm is not None:
                 return pre + mm
-            return pre + einsum(self, factors, free)
+            return pre + einsum(factors, free)
         if products and len(js) > 1 and len(factors) == 2:  # Σ_ij W_ij² is one dot product
-            return pre + (
-                tensordot(factors[0], factors[1], js, free) or einsum(self, factors, free)
-            )
+            return pre + (tensordot(factors[0], factors[1], js, free) or einsum(factors, free))
         if len(factors) == 1 and isinstance(factors[0], Indexed) and len(js) == 1:
             a = factors[0]
             rest_labels = [lab for lab in a.indices if lab not in js]
@@ -276,6 +270,12 @@ class NumPyIndexPrinter(StrPrinter):
         # the method skips np.sum's Python-level dispatch: a microsecond on small arrays
         operand = text if text.isidentifier() else f"({text})"
         return f"{pre}{operand}.{how}(axis={axis})"
+
+
+def _operand(code: str) -> str:
+    """A reduction's code as an operand: parenthesized when it has top-level operators
+    (``x @ W`` binds as tightly as ``*``) or a leading minus."""
+    return f"({code})" if operands(code) is not None or code.startswith("-") else code
 
 
 def _entrywise_groups(factors: list[Indexed]) -> list[Indexed]:
@@ -379,7 +379,7 @@ class SpecPrinter(StrPrinter):
         return repr(float(e))
 
 
-def _unwrapped(text: str) -> str:
+def unwrapped(text: str) -> str:
     """``text`` without one pair of parentheses around all of it."""
     if not (text.startswith("(") and text.endswith(")")):
         return text

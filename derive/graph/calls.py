@@ -159,8 +159,9 @@ class OpCalls:
         nested = self._is_user_expression(a)
         # tanh(W @ x), tanh(alpha * (W @ x)): g_z = g_h (1 - h²) feeds a GEMM (g_z.T @ x);
         # named once, it is not a product broadcast over (h, d, m) inside the sum
-        feeds_gemm = not self._macro_ops and a.batched and a.expr.has(Sum, *contracted)
-        if node is None and (nested or a.expr.has(Sum, *contracted)):
+        contraction = a.expr.has(Sum, *contracted)
+        feeds_gemm = contraction and not self._macro_ops and a.batched
+        if node is None and (nested or contraction):
             a = self.materialize(a, PREACTIVATION)  # z = W @ x + b: its adjoint is shared
             node = self.node_of(a)
             node.meta["preactivation"] = True
