@@ -170,6 +170,10 @@ def test_an_unnamed_op_value_gets_no_empty_definition(tmp_path):
     assert r"\sigma\left({{z_{L}}_{i}}\right) = \sigma\left({{z_{L}}_{i}}\right)" not in text
     assert r"where ${{z_{L}}_{i}} = x_{i} + w_{i}$." in text
     assert r"\text{\footnotesize in the op's output}" in text
+    assert "\n\n. Derived" not in text  # a spec without a description gets no stray period
+    article = tmp_path / "bce.tex"
+    assert main(["tex", str(spec), "--style", "article", "-o", str(article)]) == 0
+    assert "\\maketitle\n.\n" not in article.read_text()
 
 
 # ----- real TeX -------------------------------------------------------------------------------
